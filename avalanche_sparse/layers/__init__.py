@@ -1,0 +1,3 @@
+"""layers of avalanche-sparse."""
+
+__all__: list[str] = []

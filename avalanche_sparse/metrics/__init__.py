@@ -1,0 +1,3 @@
+"""metrics of avalanche-sparse."""
+
+__all__: list[str] = []

@@ -1,0 +1,4 @@
+"""Avalanche-ready models of avalanche-sparse."""
+from .mlp import MLP, MultiHeadMLP, MultiHeadSmallCNN, SmallCNN
+
+__all__ = ["MLP", "MultiHeadMLP", "SmallCNN", "MultiHeadSmallCNN"]

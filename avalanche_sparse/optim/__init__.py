@@ -1,0 +1,3 @@
+"""optim of avalanche-sparse."""
+
+__all__: list[str] = []

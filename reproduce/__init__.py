@@ -1,0 +1,1 @@
+"""Scripts that reproduce the project's tables and figures (not installed)."""

@@ -1,0 +1,266 @@
+"""One cell of the Table 1 grid: (method, benchmark, seed) -> result JSON.
+
+A cell builds the benchmark (through :mod:`avalanche_sparse.benchmarks`),
+asks the registry for the method's model, optimizer, plugins and strategy,
+trains experience by experience with an ordinary Avalanche strategy, and
+after every experience evaluates the whole test stream with Avalanche's
+``EvaluationPlugin`` (accuracy, loss, forgetting, BWT, timing). The rows of
+those evaluations form the accuracy matrix ``A[i][j]`` = accuracy on
+experience ``j`` after training on experience ``i``.
+"""
+from __future__ import annotations
+
+import math
+import re
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from avalanche_sparse.io import atomic_write_bytes, atomic_write_json
+
+from .presets import BUILDER_KEYS, GRID_BENCHMARKS
+
+__all__ = [
+    "cell_path",
+    "cell_tb_dir",
+    "load_cell",
+    "build_benchmark",
+    "run_cell",
+    "accuracy_matrix_png",
+    "NonFiniteLossError",
+]
+
+_ACC_EXP = re.compile(r"^Top1_Acc_Exp/eval_phase/test_stream/Task\d+/Exp(\d+)$")
+_BENCH_CACHE: dict = {}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN/inf loss."""
+
+
+def cell_path(out: Path, method: str, benchmark: str, seed: int) -> Path:
+    """Result file of a cell."""
+    return Path(out) / "cells" / method / benchmark / f"seed{seed}.json"
+
+
+def cell_tb_dir(out: Path, method: str, benchmark: str, seed: int) -> Path:
+    """TensorBoard folder of a cell: ``OUT/tb/<method>/<benchmark>/seed<k>``."""
+    return Path(out) / "tb" / method / benchmark / f"seed{seed}"
+
+
+def load_cell(path: Path) -> Optional[dict]:
+    """The cell's result, or None if absent or unreadable (then it is re-run)."""
+    import json
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def build_benchmark(benchmark: str, protocol: dict, seed: int, root=None):
+    """Build grid benchmark ``benchmark`` with ``protocol``'s builder keys.
+
+    The last built benchmark is cached in-process (cells of the same
+    benchmark and seed share it).
+
+    :return: ``(avalanche_benchmark, BenchmarkInfo)``.
+    """
+    from avalanche_sparse.benchmarks import BENCHMARK_BUILDERS
+    from avalanche_sparse.benchmarks.scenarios import BenchmarkInfo
+
+    spec = GRID_BENCHMARKS[benchmark]
+    kwargs = dict(spec["kwargs"])
+    kwargs.update({k: protocol[k] for k in BUILDER_KEYS if k in protocol})
+    key = (spec["builder"], tuple(sorted(kwargs.items())), seed, str(root))
+    if key not in _BENCH_CACHE:
+        _BENCH_CACHE.clear()
+        bm = BENCHMARK_BUILDERS[spec["builder"]](seed=seed, root=root, **kwargs)
+        _BENCH_CACHE[key] = bm
+    bm = _BENCH_CACHE[key]
+    label = spec["label"]
+    source = getattr(bm, "cifar10_source", None)
+    if source == "jpeg":
+        label = label.replace("CIFAR-10", "CIFAR-10 (JPEG copy)")
+    info = BenchmarkInfo(
+        name=benchmark, input_shape=tuple(spec["input_shape"]), n_classes=spec["n_classes"],
+        n_experiences=len(bm.train_stream), scenario=spec["scenario"], label=label,
+    )
+    return bm, info
+
+
+def _stream_value(metrics: dict, prefix: str) -> Optional[float]:
+    vals = [float(v) for k, v in metrics.items() if k.startswith(prefix) and isinstance(v, (int, float))]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _loss_guard():
+    from avalanche.core import SupervisedPlugin
+
+    class _LossGuard(SupervisedPlugin):
+        """Stops a cell at the first non-finite loss, naming the step."""
+
+        def __init__(self):
+            super().__init__()
+            self.iteration = 0
+
+        def after_backward(self, strategy, *args, **kwargs):
+            self.iteration += 1
+            if not torch.isfinite(strategy.loss).all():
+                raise NonFiniteLossError(
+                    f"non-finite loss {float(strategy.loss)} at experience "
+                    f"{strategy.experience.current_experience}, epoch {strategy.clock.train_exp_epochs}, "
+                    f"iteration {self.iteration}"
+                )
+
+    return _LossGuard()
+
+
+def accuracy_matrix_png(matrix: list[list[Optional[float]]], title: str) -> bytes:
+    """A PNG heat map of the accuracy matrix (rows: after training on exp i)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    arr = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float)
+    n = arr.shape[0]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * n, 1.0 + 0.4 * n), dpi=80)
+    im = ax.imshow(arr, vmin=0.0, vmax=1.0, cmap="viridis")
+    if n <= 12:
+        for i in range(n):
+            for j in range(arr.shape[1]):
+                if not np.isnan(arr[i, j]):
+                    ax.text(j, i, f"{arr[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                            color="white" if arr[i, j] < 0.6 else "black")
+    ax.set_xlabel("evaluated on experience")
+    ax.set_ylabel("after training on")
+    ax.set_title(title, fontsize=7)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def run_cell(method_name: str, benchmark: str, seed: int, protocol: dict, out: Path, *,
+             root=None, threads: Optional[int] = None, progress: bool = True,
+             position: int = 1) -> dict:
+    """Train and evaluate one cell; write its result JSON atomically; return it.
+
+    Failures are recorded, not raised: ``status`` is ``"ok"``, ``"failed"``
+    (with ``error``, the message naming the step for a NaN loss) or
+    ``"data not staged"`` (with the staging hint).
+    """
+    from avalanche_sparse.benchmarks.data import DatasetNotStagedError
+
+    out = Path(out)
+    base = {"method": method_name, "benchmark": benchmark, "seed": int(seed),
+            "protocol": protocol}
+    path = cell_path(out, method_name, benchmark, seed)
+    t0 = time.time()
+    try:
+        result = _train_cell(method_name, benchmark, seed, protocol, out, root=root,
+                             threads=threads, progress=progress, position=position)
+        result.update(base, status="ok", wall_s=round(time.time() - t0, 2))
+    except DatasetNotStagedError as err:
+        result = dict(base, status="data not staged", error=str(err))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as err:  # the grid goes on; the table shows the failure
+        result = dict(base, status="failed", error=f"{type(err).__name__}: {err}",
+                      traceback=traceback.format_exc(limit=8), wall_s=round(time.time() - t0, 2))
+    atomic_write_json(path, result)
+    return result
+
+
+def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, progress, position):
+    from avalanche.evaluation.metrics import (
+        accuracy_metrics, bwt_metrics, forgetting_metrics, loss_metrics, timing_metrics,
+    )
+    from avalanche.logging import TensorboardLogger
+    from avalanche.training.determinism.rng_manager import RNGManager
+    from avalanche.training.plugins import EvaluationPlugin
+    from tqdm.auto import tqdm
+
+    from avalanche_sparse.strategies import (
+        EpochProgressPlugin, MethodContext, build_strategy, get_method, resolve_hparams,
+    )
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    method = get_method(method_name)
+    bm, info = build_benchmark(benchmark, protocol, seed, root=root)
+    RNGManager.set_random_seeds(int(seed))
+    hp = resolve_hparams(method, benchmark, protocol)
+    ctx = MethodContext(benchmark=info, hparams=hp, seed=int(seed))
+    tb_logger = TensorboardLogger(tb_log_dir=str(cell_tb_dir(out, method_name, benchmark, seed)))
+    evaluator = EvaluationPlugin(
+        accuracy_metrics(experience=True, stream=True),
+        loss_metrics(experience=True, stream=True),
+        forgetting_metrics(experience=True, stream=True),
+        bwt_metrics(experience=True, stream=True),
+        timing_metrics(epoch=True, experience=True),
+        loggers=[tb_logger],
+    )
+    plugins = [_loss_guard(), EpochProgressPlugin(desc=f"{method_name}/{benchmark}",
+                                                  position=position + 1, disable=not progress)]
+    strategy = build_strategy(method, ctx, evaluator=evaluator, extra_plugins=plugins)
+    n = len(bm.train_stream)
+    matrix: list[list[Optional[float]]] = []
+    last: dict = {}
+    train_time = 0.0
+    bar = tqdm(bm.train_stream, desc=f"{method_name}/{benchmark}/seed{seed} exps", total=n,
+               position=position, leave=False, disable=not progress)
+    for exp in bar:
+        t = time.time()
+        strategy.train(exp)
+        train_time += time.time() - t
+        last = strategy.eval(bm.test_stream)
+        row: list[Optional[float]] = [None] * n
+        for key, value in last.items():
+            m = _ACC_EXP.match(key)
+            if m:
+                row[int(m.group(1))] = float(value)
+        matrix.append(row)
+    bar.close()
+    final = matrix[-1]
+    done = [v for v in final if v is not None]
+    avg_acc = sum(done) / len(done) if done else math.nan
+    result = {
+        "label": info.label,
+        "avg_acc": avg_acc,
+        "stream_acc": _stream_value(last, "Top1_Acc_Stream/eval_phase/test_stream"),
+        "forgetting": _stream_value(last, "StreamForgetting/eval_phase/test_stream"),
+        "bwt": _stream_value(last, "StreamBWT/eval_phase/test_stream"),
+        "acc_matrix": matrix,
+        "train_time_s": round(train_time, 2),
+        "hparams": {k: v for k, v in hp.items()},
+        "n_experiences": n,
+        "cifar10_source": getattr(bm, "cifar10_source", None),
+        "torch": torch.__version__,
+    }
+    png = accuracy_matrix_png(matrix, f"{method_name} on {info.label}, seed {seed}")
+    atomic_write_bytes(Path(out) / "plots" / f"{method_name}__{benchmark}__seed{seed}.png", png)
+    _log_matrix_image(tb_logger, png)
+    tb_logger.writer.flush()
+    tb_logger.writer.close()
+    return result
+
+
+def _log_matrix_image(tb_logger: Any, png: bytes) -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    tb_logger.writer.add_image("accuracy_matrix", img, global_step=0, dataformats="HWC")

@@ -1,0 +1,87 @@
+"""Benchmarks of the Table 1 grid and the protocols of each preset.
+
+A *grid benchmark* is a named call of a scenario builder from
+:mod:`avalanche_sparse.benchmarks` (``split_mnist_task`` is
+``split_mnist(scenario="task")``). A *preset* gives, per grid benchmark, the
+protocol: builder arguments (experiences, subsample) and training settings
+(epochs, batch sizes, optimizer, lr, network size). Methods may override the
+training settings through the registry (``hparams_by_benchmark``).
+
+``full`` follows the published protocols (Avalanche's
+continual-learning-baselines, DESIGN.md section 4) and runs 3 seeds; ``quick``
+is a reduced smoke run of every method on every benchmark that finishes in a
+few minutes on 2 CPU cores.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+
+__all__ = ["GRID_BENCHMARKS", "PRESETS", "BUILDER_KEYS", "get_preset", "preset_fingerprint"]
+
+#: grid benchmark -> (builder name, fixed builder kwargs, scenario kind, input shape, label)
+GRID_BENCHMARKS: dict[str, dict] = {
+    "permuted_mnist": dict(builder="permuted_mnist", kwargs={}, scenario="domain",
+                           input_shape=(1, 28, 28), n_classes=10, label="Permuted MNIST (domain-IL)"),
+    "split_mnist_class": dict(builder="split_mnist", kwargs={"scenario": "class"}, scenario="class",
+                              input_shape=(1, 28, 28), n_classes=10, label="Split MNIST (class-IL)"),
+    "split_mnist_task": dict(builder="split_mnist", kwargs={"scenario": "task"}, scenario="task",
+                             input_shape=(1, 28, 28), n_classes=10, label="Split MNIST (task-IL)"),
+    "split_cifar10_class": dict(builder="split_cifar10", kwargs={"scenario": "class"}, scenario="class",
+                                input_shape=(3, 32, 32), n_classes=10, label="Split CIFAR-10 (class-IL)"),
+}
+
+#: protocol keys that go to the scenario builder; the rest are training hparams
+BUILDER_KEYS = ("n_experiences", "subsample")
+
+_MNIST_MLP = {"optimizer": "adam", "lr": 1e-3, "eval_mb_size": 1024}
+
+PRESETS: dict[str, dict] = {
+    "full": {
+        "seeds": [0, 1, 2],
+        "benchmarks": {
+            # continual-learning-baselines SI / EWC on Permuted MNIST: MLP 1x1000,
+            # 10 epochs, batch 256, Adam 1e-3
+            "permuted_mnist": {**_MNIST_MLP, "n_experiences": 10, "subsample": None,
+                               "train_epochs": 10, "train_mb_size": 256, "hidden_sizes": [1000]},
+            # continual-learning-baselines Split MNIST: MLP 2x256, 10 epochs, batch 64, Adam 1e-3
+            "split_mnist_class": {**_MNIST_MLP, "n_experiences": 5, "subsample": None,
+                                  "train_epochs": 10, "train_mb_size": 64, "hidden_sizes": [256, 256]},
+            "split_mnist_task": {**_MNIST_MLP, "n_experiences": 5, "subsample": None,
+                                 "train_epochs": 10, "train_mb_size": 64, "hidden_sizes": [256, 256]},
+            "split_cifar10_class": {"optimizer": "adam", "lr": 1e-3, "eval_mb_size": 1024,
+                                    "n_experiences": 5, "subsample": None, "train_epochs": 10,
+                                    "train_mb_size": 64, "model": "cnn", "channels": [32, 64],
+                                    "hidden_size": 256},
+        },
+    },
+    "quick": {
+        "seeds": [0],
+        "benchmarks": {
+            "permuted_mnist": {**_MNIST_MLP, "n_experiences": 3, "subsample": 0.1,
+                               "train_epochs": 1, "train_mb_size": 128, "hidden_sizes": [256]},
+            "split_mnist_class": {**_MNIST_MLP, "n_experiences": 5, "subsample": 0.1,
+                                  "train_epochs": 1, "train_mb_size": 64, "hidden_sizes": [256, 256]},
+            "split_mnist_task": {**_MNIST_MLP, "n_experiences": 5, "subsample": 0.1,
+                                 "train_epochs": 1, "train_mb_size": 64, "hidden_sizes": [256, 256]},
+            "split_cifar10_class": {"optimizer": "adam", "lr": 1e-3, "eval_mb_size": 1024,
+                                    "n_experiences": 5, "subsample": 0.05, "train_epochs": 1,
+                                    "train_mb_size": 64, "model": "cnn", "channels": [16, 32],
+                                    "hidden_size": 128},
+        },
+    },
+}
+
+
+def get_preset(name: str) -> dict:
+    """A deep copy of preset ``name``; the error lists the valid names."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; valid presets: {', '.join(sorted(PRESETS))}")
+    return copy.deepcopy(PRESETS[name])
+
+
+def preset_fingerprint(preset: dict) -> str:
+    """Short hash of a preset's protocol (seeds excluded: adding seeds is fine)."""
+    body = json.dumps(preset["benchmarks"], sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()[:16]

@@ -1,0 +1,129 @@
+"""Aggregate cell results into ``table1.md`` / ``table1.csv``.
+
+Per (method, benchmark): mean and standard deviation over seeds of the final
+average accuracy (mean over experiences of the last row of the accuracy
+matrix) and of Avalanche's ``StreamForgetting``; the published figure(s) and
+source beside ours, from ``reproduce/published.json``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from pathlib import Path
+from typing import Iterable, Optional
+
+from .presets import GRID_BENCHMARKS
+
+__all__ = ["load_published", "aggregate", "render_markdown", "render_csv", "fmt_mean_std"]
+
+PUBLISHED_FILE = Path(__file__).with_name("published.json")
+
+
+def load_published(path: Path = PUBLISHED_FILE) -> dict[tuple[str, str], list[dict]]:
+    """(method, benchmark) -> list of published figures."""
+    data = json.loads(Path(path).read_text())
+    out: dict[tuple[str, str], list[dict]] = {}
+    for fig in data["figures"]:
+        out.setdefault((fig["method"], fig["benchmark"]), []).append(fig)
+    return out
+
+
+def _mean_std(values: list[float]) -> tuple[Optional[float], Optional[float]]:
+    if not values:
+        return None, None
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return mean, std
+
+
+def aggregate(cells: Iterable[dict]) -> list[dict]:
+    """One row per (benchmark, method), in benchmark then method order."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for c in cells:
+        groups.setdefault((c["benchmark"], c["method"]), []).append(c)
+    order = {b: i for i, b in enumerate(GRID_BENCHMARKS)}
+    rows = []
+    for (bench, method), cs in sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0])):
+        ok = [c for c in cs if c.get("status") == "ok"]
+        acc_m, acc_s = _mean_std([c["avg_acc"] for c in ok])
+        fgt = [c["forgetting"] for c in ok if c.get("forgetting") is not None]
+        f_m, f_s = _mean_std(fgt)
+        other = sorted({c["status"] for c in cs if c.get("status") != "ok"})
+        label = next((c.get("label") for c in ok if c.get("label")), GRID_BENCHMARKS.get(bench, {}).get("label", bench))
+        rows.append(dict(
+            benchmark=bench, label=label, method=method, n_seeds=len(ok),
+            seeds=sorted(c["seed"] for c in ok), acc_mean=acc_m, acc_std=acc_s,
+            forgetting_mean=f_m, forgetting_std=f_s,
+            problems=other, errors=[c.get("error", "") for c in cs if c.get("status") != "ok"],
+        ))
+    return rows
+
+
+def fmt_mean_std(mean: Optional[float], std: Optional[float], scale: float = 100.0) -> str:
+    """``"97.12 ± 0.31"`` (percent), or ``"-"``."""
+    if mean is None:
+        return "-"
+    return f"{mean * scale:.2f} ± {std * scale:.2f}"
+
+
+def _published_text(figs: list[dict]) -> tuple[str, str]:
+    if not figs:
+        return "-", ""
+    vals = "; ".join(f"{f['value'] * 100:.2f}" for f in figs)
+    srcs = "; ".join(f["source"] for f in figs)
+    return vals, srcs
+
+
+def render_markdown(rows: list[dict], *, preset: str, command: str,
+                    published: Optional[dict] = None) -> str:
+    """The Markdown table, one section per benchmark."""
+    published = load_published() if published is None else published
+    lines = [
+        f"# Table 1 ({preset} preset)",
+        "",
+        f"Made by: `{command}`",
+        "",
+        "ACC = final average accuracy over all experiences (%), forgetting = Avalanche "
+        "StreamForgetting (%), mean ± std over seeds. Published figures are other "
+        "people's results under their own protocols, shown for comparison only.",
+        "",
+    ]
+    current = None
+    for r in rows:
+        if r["label"] != current:
+            current = r["label"]
+            lines += ["", f"## {current}", "",
+                      "| method | seeds | ACC (ours) | forgetting (ours) | published ACC | source |",
+                      "|---|---|---|---|---|---|"]
+        pub, src = _published_text(published.get((r["method"], r["benchmark"]), []))
+        acc = fmt_mean_std(r["acc_mean"], r["acc_std"])
+        if r["problems"]:
+            acc = f"{acc} ({', '.join(r['problems'])})" if r["n_seeds"] else ", ".join(r["problems"])
+        lines.append(f"| {r['method']} | {r['n_seeds']} | {acc} | "
+                     f"{fmt_mean_std(r['forgetting_mean'], r['forgetting_std'])} | {pub} | {src} |")
+    hints = sorted({e for r in rows for e in r["errors"] if e})
+    if hints:
+        lines += ["", "## Problems", ""] + [f"- {h.splitlines()[0]}" for h in hints]
+    return "\n".join(lines) + "\n"
+
+
+def render_csv(rows: list[dict], published: Optional[dict] = None) -> str:
+    """The same table as CSV (fractions, not percent)."""
+    published = load_published() if published is None else published
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["benchmark", "label", "method", "n_seeds", "acc_mean", "acc_std",
+                "forgetting_mean", "forgetting_std", "status", "published_acc", "published_source"])
+    for r in rows:
+        figs = published.get((r["method"], r["benchmark"]), [])
+        w.writerow([r["benchmark"], r["label"], r["method"], r["n_seeds"],
+                    "" if r["acc_mean"] is None else f"{r['acc_mean']:.6f}",
+                    "" if r["acc_std"] is None else f"{r['acc_std']:.6f}",
+                    "" if r["forgetting_mean"] is None else f"{r['forgetting_mean']:.6f}",
+                    "" if r["forgetting_std"] is None else f"{r['forgetting_std']:.6f}",
+                    ";".join(r["problems"]) or "ok",
+                    ";".join(str(f["value"]) for f in figs),
+                    " | ".join(f["source"] for f in figs)])
+    return buf.getvalue()

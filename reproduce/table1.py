@@ -1,0 +1,179 @@
+"""Reproduce Table 1: every registered method on every benchmark, several seeds.
+
+Usage::
+
+    python reproduce/table1.py --preset quick            # minutes on 2 CPU cores
+    python reproduce/table1.py --preset full --seeds 0 1 2 --out reproduce/results/full
+    python reproduce/table1.py --list                     # methods, benchmarks, presets
+
+Each cell (method, benchmark, seed) trains with an ordinary Avalanche strategy
+and writes ``OUT/cells/<method>/<benchmark>/seed<k>.json`` atomically;
+re-running skips finished cells, so an interrupted run resumes where it
+stopped. TensorBoard: ``tensorboard --logdir OUT/tb``. The table goes to
+``OUT/table1.md`` and ``OUT/table1.csv``; accuracy-matrix images to
+``OUT/plots/``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make `reproduce` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from reproduce.grid import cell_path, load_cell, run_cell  # noqa: E402
+from reproduce.presets import GRID_BENCHMARKS, PRESETS, get_preset, preset_fingerprint  # noqa: E402
+from reproduce.report import aggregate, render_csv, render_markdown  # noqa: E402
+
+__all__ = ["main", "parse_args", "plan_cells", "check_out_dir", "PresetMismatchError"]
+
+
+class PresetMismatchError(RuntimeError):
+    """The output folder holds results of a different preset."""
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="table1.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="quick", help=f"one of {sorted(PRESETS)} (default quick)")
+    p.add_argument("--methods", nargs="+", help="registered method names (default: all)")
+    p.add_argument("--benchmarks", nargs="+", help=f"grid benchmarks (default: all of the preset): {list(GRID_BENCHMARKS)}")
+    p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the preset's)")
+    p.add_argument("--out", help="output folder (default: runs/table1-<preset>)")
+    p.add_argument("--root", help="data root (default: $AVALANCHE_SPARSE_DATA or ~/.avalanche/data)")
+    p.add_argument("--workers", type=int, default=1, help="cells run in parallel processes (default 1)")
+    p.add_argument("--force", action="store_true", help="reuse an output folder made with another preset")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--list", action="store_true", help="list methods, benchmarks and presets, then exit")
+    return p.parse_args(argv)
+
+
+def _validate(args, preset: dict, methods_all: list[str]) -> tuple[list[str], list[str], list[int]]:
+    methods = args.methods or methods_all
+    bad = [m for m in methods if m not in methods_all]
+    if bad:
+        raise SystemExit(f"error: unknown method(s) {bad}; valid methods: {', '.join(methods_all)}")
+    benches = args.benchmarks or list(preset["benchmarks"])
+    bad = [b for b in benches if b not in preset["benchmarks"]]
+    if bad:
+        raise SystemExit(f"error: unknown benchmark(s) {bad}; valid benchmarks: {', '.join(preset['benchmarks'])}")
+    seeds = args.seeds if args.seeds is not None else preset["seeds"]
+    if not seeds or any(s < 0 for s in seeds):
+        raise SystemExit(f"error: --seeds must be non-negative integers, got {seeds}")
+    if args.workers < 1:
+        raise SystemExit(f"error: --workers must be >= 1, got {args.workers}")
+    return methods, benches, list(seeds)
+
+
+def check_out_dir(out: Path, preset_name: str, preset: dict, force: bool) -> None:
+    """Refuse an output folder made with a different preset unless ``force``."""
+    from avalanche_sparse.io import atomic_write_json
+
+    marker = out / "run.json"
+    mine = {"preset": preset_name, "fingerprint": preset_fingerprint(preset)}
+    if marker.exists():
+        try:
+            theirs = json.loads(marker.read_text())
+        except ValueError:
+            theirs = {}
+        if {k: theirs.get(k) for k in mine} != mine and not force:
+            raise PresetMismatchError(
+                f"{out} holds results of preset {theirs.get('preset')!r} "
+                f"(fingerprint {theirs.get('fingerprint')}), not {preset_name!r} "
+                f"({mine['fingerprint']}); use another --out or pass --force"
+            )
+    atomic_write_json(marker, mine)
+
+
+def plan_cells(methods, benches, seeds, registry) -> list[tuple[str, str, int]]:
+    """All (method, benchmark, seed) cells, skipping benchmarks a method excludes."""
+    cells = []
+    for b in benches:
+        for m in methods:
+            allowed = registry[m].benchmarks
+            if allowed is not None and b not in allowed:
+                continue
+            for s in seeds:
+                cells.append((m, b, s))
+    return cells
+
+
+def _write_table(out: Path, preset_name: str, argv) -> str:
+    from avalanche_sparse.io import atomic_write_text
+
+    results = []
+    for p in sorted((out / "cells").glob("*/*/seed*.json")):
+        r = load_cell(p)
+        if r is not None:
+            results.append(r)
+    rows = aggregate(results)
+    command = "python reproduce/table1.py " + " ".join(shlex.quote(a) for a in argv)
+    md = render_markdown(rows, preset=preset_name, command=command.strip())
+    atomic_write_text(out / "table1.md", md)
+    atomic_write_text(out / "table1.csv", render_csv(rows))
+    return md
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    import avalanche_sparse.strategies as strategies
+
+    if args.list:
+        print("methods:")
+        for name in strategies.available_methods():
+            print(f"  {name:16s} {strategies.get_method(name).description}")
+        print("benchmarks:", ", ".join(GRID_BENCHMARKS))
+        print("presets:", ", ".join(sorted(PRESETS)))
+        return 0
+    try:
+        preset = get_preset(args.preset)
+    except KeyError as err:
+        raise SystemExit(f"error: {err.args[0]}")
+    methods, benches, seeds = _validate(args, preset, strategies.available_methods())
+    out = Path(args.out or f"runs/table1-{args.preset}")
+    try:
+        check_out_dir(out, args.preset, preset, args.force)
+    except PresetMismatchError as err:
+        raise SystemExit(f"error: {err}")
+    cells = plan_cells(methods, benches, seeds, strategies.REGISTRY)
+    todo = [c for c in cells if (load_cell(cell_path(out, *c)) or {}).get("status") != "ok"]
+    print(f"{len(cells)} cells, {len(cells) - len(todo)} already done, {len(todo)} to run -> {out}",
+          flush=True)
+    from tqdm.auto import tqdm
+
+    progress = not args.no_progress
+    bar = tqdm(total=len(todo), desc="cells", position=0, disable=not progress)
+    statuses = []
+    if args.workers == 1:
+        for m, b, s in todo:
+            bar.set_postfix_str(f"{m}/{b}/seed{s}")
+            r = run_cell(m, b, s, preset["benchmarks"][b], out, root=args.root, progress=progress)
+            statuses.append(r["status"])
+            bar.update(1)
+    else:
+        import multiprocessing as mp
+
+        threads = max(1, (os.cpu_count() or 1) // args.workers)
+        with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
+            futs = [pool.submit(run_cell, m, b, s, preset["benchmarks"][b], out, root=args.root,
+                                threads=threads, progress=False) for m, b, s in todo]
+            for f in as_completed(futs):
+                statuses.append(f.result()["status"])
+                bar.update(1)
+    bar.close()
+    md = _write_table(out, args.preset, argv)
+    print(md)
+    print(f"table: {out / 'table1.md'}  csv: {out / 'table1.csv'}  tensorboard --logdir {out / 'tb'}")
+    if "data not staged" in statuses:
+        print("some cells were skipped: data not staged (see the table's Problems section for the command)")
+    return 1 if "failed" in statuses else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

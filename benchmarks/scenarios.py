@@ -51,6 +51,8 @@ __all__ = [
     "split_cifar10",
     "BENCHMARK_BUILDERS",
     "subsample_indices",
+    "pixel_permutations",
+    "mnist_tensors",
 ]
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
@@ -201,7 +203,7 @@ def tensor_split_benchmark(
     )
 
 
-def _permutations(n_experiences: int, n_pixels: int, seed: Optional[int]) -> list[Tensor]:
+def pixel_permutations(n_experiences: int, n_pixels: int, seed: Optional[int]) -> list[Tensor]:
     """The per-experience pixel permutations, drawn as the stock generator does."""
     rng = np.random.RandomState(seed)
     return [
@@ -237,7 +239,7 @@ def tensor_permuted_benchmark(
     shape = tuple(x_train.shape[1:])
     n_pixels = int(np.prod(shape))
     trains, tests = [], []
-    for perm in _permutations(n_experiences, n_pixels, seed):
+    for perm in pixel_permutations(n_experiences, n_pixels, seed):
         xtr = normalize(x_train.reshape(-1, n_pixels)[:, perm].reshape(-1, *shape))
         xte = normalize(x_test.reshape(-1, n_pixels)[:, perm].reshape(-1, *shape))
         trains.append(LabelledTensorDataset(xtr.contiguous(), y_train))
@@ -253,7 +255,11 @@ def tensor_permuted_benchmark(
     )
 
 
-def _mnist_tensors(root, subsample: Optional[float], seed: int):
+def mnist_tensors(root=None, subsample: Optional[float] = None, seed: int = 0):
+    """MNIST as float tensors in ``[0, 1]``, shape ``(N, 1, 28, 28)``, with labels.
+
+    :return: ``(x_train, y_train, x_test, y_test)``.
+    """
     from .data import load_mnist
 
     x_train, y_train, x_test, y_test = load_mnist(root)
@@ -290,7 +296,7 @@ def permuted_mnist(
     _check_int("n_experiences", n_experiences, 1)
     subsample = _check_subsample(subsample)
     s = 0 if seed is None else int(seed)
-    xtr, ytr, xte, yte = _mnist_tensors(root, subsample, s)
+    xtr, ytr, xte, yte = mnist_tensors(root, subsample, s)
     return tensor_permuted_benchmark(
         xtr, ytr, xte, yte, n_experiences, seed=seed,
         normalize=_mnist_normalize, return_task_id=return_task_id,
@@ -323,7 +329,7 @@ def split_mnist(
     _check_scenario(scenario)
     subsample = _check_subsample(subsample)
     s = 0 if seed is None else int(seed)
-    xtr, ytr, xte, yte = _mnist_tensors(root, subsample, s)
+    xtr, ytr, xte, yte = mnist_tensors(root, subsample, s)
     return tensor_split_benchmark(
         _mnist_normalize(xtr), ytr, _mnist_normalize(xte), yte, n_experiences,
         scenario=scenario, fixed_class_order=fixed_class_order, seed=seed,

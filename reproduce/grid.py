@@ -111,7 +111,7 @@ def _loss_guard():
             self.iteration += 1
             if not torch.isfinite(strategy.loss).all():
                 raise NonFiniteLossError(
-                    f"non-finite loss {float(strategy.loss)} at experience "
+                    f"non-finite loss {strategy.loss.item()} at experience "
                     f"{strategy.experience.current_experience}, epoch {strategy.clock.train_exp_epochs}, "
                     f"iteration {self.iteration}"
                 )

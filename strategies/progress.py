@@ -29,8 +29,8 @@ class EpochProgressPlugin(SupervisedPlugin):
                          position=self.position, leave=False, disable=self.disable)
 
     def after_training_epoch(self, strategy, *args, **kwargs):
-        if self._bar is not None:
-            self._bar.set_postfix(loss=f"{float(strategy.loss):.3f}")
+        if self._bar is not None and not self._bar.disable:
+            self._bar.set_postfix(loss=f"{strategy.loss.item():.3f}")
             self._bar.update(1)
 
     def after_training_exp(self, strategy, *args, **kwargs):

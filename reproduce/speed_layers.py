@@ -1,0 +1,149 @@
+"""Overhead of the sparse layers: SparseWeights(Linear) + KWinners against
+Linear + ReLU, forward + backward on CPU.
+
+Usage::
+
+    python -m reproduce.speed_layers [--batch 128] [--repeats 200] [--threads N]
+
+The function :func:`bench_kwinners` returns one dict per layer size; the
+command prints them as a table. Timings are medians over ``repeats``
+interleaved runs (dense, sparse, dense, ...) after a warm-up, so slow drifts of
+the machine hit both variants alike. The k-WTA layer is in training mode
+(duty-cycle update included) with the nupic.torch defaults (boost strength 1,
+10 % of units on, 10 % of weights non-zero). ``rezero_weights`` is an extra
+step after each optimizer step, timed separately (``rezero_ms``).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from avalanche_sparse.layers import KWinners, SparseWeights
+
+__all__ = ["bench_kwinners", "format_table", "main"]
+
+
+def _fwd_bwd(model: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> float:
+    for p in model.parameters():
+        p.grad = None
+    t0 = time.perf_counter()
+    model(x).backward(grad)
+    return time.perf_counter() - t0
+
+
+def bench_kwinners(
+    sizes: Sequence[tuple[int, int]] = ((784, 1000), (1000, 1000)),
+    batch: int = 128,
+    repeats: int = 200,
+    warmup: int = 20,
+    percent_on: float = 0.1,
+    sparsity: float = 0.9,
+    boost_strength: float = 1.0,
+    break_ties: bool = False,
+    threads: int | None = None,
+    seed: int = 0,
+) -> list[dict]:
+    """Median forward+backward time (ms) of ``Linear -> ReLU`` and of
+    ``SparseWeights(Linear) -> KWinners`` for each ``(in, out)`` in ``sizes``.
+
+    :return: one dict per size with keys ``in``, ``out``, ``batch``,
+        ``dense_ms``, ``sparse_ms``, ``overhead_pct`` (sparse vs dense),
+        ``kwinners_ms`` (the k-WTA layer alone, forward + backward),
+        ``relu_ms`` (ReLU alone) and ``rezero_ms`` (one ``rezero_weights``).
+    """
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(seed)
+        rows = []
+        for n_in, n_out in sizes:
+            dense = nn.Sequential(nn.Linear(n_in, n_out), nn.ReLU()).train()
+            sparse_lin = SparseWeights(nn.Linear(n_in, n_out), sparsity, seed=seed)
+            kw = KWinners(n_out, percent_on, boost_strength=boost_strength, break_ties=break_ties)
+            sparse = nn.Sequential(sparse_lin, kw).train()
+            x = torch.randn(batch, n_in)
+            grad = torch.randn(batch, n_out)
+            h = torch.randn(batch, n_out, requires_grad=True)
+            kw_only = kw
+            relu_only = nn.ReLU()
+
+            timings: dict[str, list[float]] = {k: [] for k in ("dense", "sparse", "kw", "relu", "rezero")}
+            for i in range(warmup + repeats):
+                td = _fwd_bwd(dense, x, grad)
+                ts = _fwd_bwd(sparse, x, grad)
+                h.grad = None
+                t0 = time.perf_counter()
+                kw_only(h).backward(grad)
+                tk = time.perf_counter() - t0
+                h.grad = None
+                t0 = time.perf_counter()
+                relu_only(h).backward(grad)
+                tr = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                sparse_lin.rezero_weights()
+                tz = time.perf_counter() - t0
+                if i >= warmup:
+                    for key, val in zip(("dense", "sparse", "kw", "relu", "rezero"), (td, ts, tk, tr, tz)):
+                        timings[key].append(val * 1e3)
+            med = {k: statistics.median(v) for k, v in timings.items()}
+            rows.append(
+                {
+                    "in": n_in,
+                    "out": n_out,
+                    "batch": batch,
+                    "threads": torch.get_num_threads(),
+                    "dense_ms": med["dense"],
+                    "sparse_ms": med["sparse"],
+                    "overhead_pct": 100.0 * (med["sparse"] / med["dense"] - 1.0),
+                    "kwinners_ms": med["kw"],
+                    "relu_ms": med["relu"],
+                    "rezero_ms": med["rezero"],
+                }
+            )
+        return rows
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def format_table(rows: list[dict]) -> str:
+    head = (
+        f"{'layer':>11} {'batch':>5} {'thr':>3} {'Linear+ReLU':>12} {'Sparse+KW':>10} "
+        f"{'overhead':>9} {'KW alone':>9} {'ReLU alone':>10} {'rezero':>7}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['in']:>5}x{r['out']:<5} {r['batch']:>5} {r['threads']:>3} {r['dense_ms']:>9.3f} ms "
+            f"{r['sparse_ms']:>7.3f} ms {r['overhead_pct']:>8.1f}% {r['kwinners_ms']:>6.3f} ms "
+            f"{r['relu_ms']:>7.3f} ms {r['rezero_ms']:>4.3f} ms"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> list[dict]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--break-ties", action="store_true")
+    ap.add_argument("--boost-strength", type=float, default=1.0)
+    args = ap.parse_args(argv)
+    rows = bench_kwinners(
+        batch=args.batch, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
+        break_ties=args.break_ties, boost_strength=args.boost_strength,
+    )
+    print(format_table(rows))
+    worst = max(r["overhead_pct"] for r in rows)
+    print(f"worst overhead: {worst:.1f}% (target <= 15%)")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Table rendering from cell results."""
+from __future__ import annotations
+
+import pytest
+
+from reproduce.report import aggregate, fmt_mean_std, render_csv, render_markdown
+
+
+def _cell(method, bench, seed, acc, fgt=0.1, status="ok"):
+    return {"method": method, "benchmark": bench, "seed": seed, "status": status,
+            "avg_acc": acc, "forgetting": fgt, "label": bench}
+
+
+def test_mean_and_std_over_seeds():
+    rows = aggregate([_cell("naive", "split_mnist_task", s, a) for s, a in enumerate([0.8, 0.9, 1.0])])
+    (r,) = rows
+    assert r["n_seeds"] == 3 and r["acc_mean"] == pytest.approx(0.9)
+    assert r["acc_std"] == pytest.approx(0.1)
+    assert fmt_mean_std(r["acc_mean"], r["acc_std"]) == "90.00 ± 10.00"
+
+
+def test_published_column_and_failures():
+    pub = {("si", "split_mnist_task"): [{"value": 0.97, "source": "CLB"}]}
+    cells = [_cell("si", "split_mnist_task", 0, 0.95),
+             _cell("si", "split_mnist_task", 1, None, status="failed") | {"error": "boom"}]
+    rows = aggregate(cells)
+    md = render_markdown(rows, preset="quick", command="python reproduce/table1.py", published=pub)
+    assert "| si | 1 | 95.00 ± 0.00 (failed) |" in md and "| 97.00 | CLB |" in md
+    assert "- boom" in md
+    csv = render_csv(rows, published=pub)
+    assert "failed" in csv and "0.97" in csv
+
+
+def test_benchmarks_are_ordered_as_in_the_grid():
+    rows = aggregate([_cell("naive", "split_cifar10_class", 0, 0.2), _cell("naive", "permuted_mnist", 0, 0.8)])
+    assert [r["benchmark"] for r in rows] == ["permuted_mnist", "split_cifar10_class"]

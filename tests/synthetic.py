@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import pickle
 import struct
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ __all__ = [
     "write_idx_labels",
     "write_fake_mnist",
     "write_fake_cifar10_batches",
+    "write_fake_cifar10_jpeg",
     "sha256_of",
 ]
 
@@ -149,3 +152,66 @@ def write_fake_cifar10_batches(
     with open(base / "batches.meta", "wb") as fh:
         pickle.dump(meta, fh)
     return base
+
+
+CIFAR10_CLASS_NAMES = tuple(
+    "airplane automobile bird cat deer dog frog horse ship truck".split()
+)
+
+
+def _jpeg_colour(index: int) -> tuple[int, int, int]:
+    """A distinct, JPEG-robust solid colour for the ``index``-th synthetic image."""
+    v = 8 + (index * 8) % 240
+    return (v, 255 - v, (37 * index) % 200 + 28)
+
+
+def write_fake_cifar10_jpeg(
+    folder: str | Path,
+    per_class: tuple[int, int] = (2, 1),
+    seed: int = 0,
+    prefix: str = "",
+) -> tuple[np.ndarray, dict[tuple[str, int, int], tuple[int, int, int]]]:
+    """Write a tiny CIFAR-10 JPEG copy: ``cifar10_jpg.tar.gz`` and ``label_order.npy``.
+
+    The tarball uses the layout of the real copy (``train|test/<class>/N.jpg``,
+    members in shuffled order). Image numbers are ascending but neither
+    contiguous nor zero-padded (``3.jpg``, ``12.jpg``...), so a reader that
+    sorts names as text or assumes ``0000..`` gets the order wrong. Every
+    image is a solid colour (:func:`_jpeg_colour`) that identifies it.
+
+    :param per_class: images per class in the train and the test split.
+    :param prefix: a folder prefix for every member (e.g. ``"cifar10/"``).
+    :return: the labels written (train then test, uint8) and
+        ``(split, class, k) -> RGB`` where ``k`` is the rank of the image
+        within its class and split in ascending number order.
+    """
+    from PIL import Image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    colours: dict[tuple[str, int, int], tuple[int, int, int]] = {}
+    members: list[tuple[str, bytes]] = []
+    index = 0
+    for split, n in zip(("train", "test"), per_class):
+        for c, cls in enumerate(CIFAR10_CLASS_NAMES):
+            numbers = sorted(rng.choice(np.arange(1, 500), size=n, replace=False).tolist())
+            for k, number in enumerate(numbers):
+                colour = _jpeg_colour(index)
+                index += 1
+                colours[(split, c, k)] = colour
+                buf = io.BytesIO()
+                Image.new("RGB", (32, 32), colour).save(buf, format="JPEG", quality=95)
+                members.append((f"{prefix}{split}/{cls}/{number}.jpg", buf.getvalue()))
+    order = rng.permutation(len(members))
+    with tarfile.open(folder / "cifar10_jpg.tar.gz", "w:gz") as tf:
+        for i in order.tolist():
+            name, data = members[i]
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    labels = np.concatenate(
+        [rng.permutation(np.repeat(np.arange(10), n)) for n in per_class]
+    ).astype(np.uint8)
+    np.save(folder / "label_order.npy", labels)
+    return labels, colours

@@ -1,3 +1,21 @@
 """layers of avalanche-sparse."""
 
-__all__: list[str] = []
+from .kwinners import KWinners, KWinners2d, KWinnersBase, binary_entropy, kwinners, kwinners2d, max_entropy
+from .sparse_weights import SparseWeights, SparseWeights2d, SparseWeightsBase, normalize_sparse_weights
+from .utils import rezero_weights, update_boost_strength
+
+__all__: list[str] = [
+    "kwinners",
+    "kwinners2d",
+    "KWinnersBase",
+    "KWinners",
+    "KWinners2d",
+    "binary_entropy",
+    "max_entropy",
+    "SparseWeightsBase",
+    "SparseWeights",
+    "SparseWeights2d",
+    "normalize_sparse_weights",
+    "rezero_weights",
+    "update_boost_strength",
+]

@@ -1,3 +1,10 @@
-"""optim of avalanche-sparse."""
+"""Optimizers of avalanche-sparse: complex synapses (Benna & Fusi, 2016)."""
 
-__all__: list[str] = []
+from .complex_synapse import BeakerChain, ComplexSynapseAdam, ComplexSynapseSGD, beaker_chain
+
+__all__: list[str] = [
+    "BeakerChain",
+    "beaker_chain",
+    "ComplexSynapseSGD",
+    "ComplexSynapseAdam",
+]

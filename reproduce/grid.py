@@ -21,7 +21,7 @@ import torch
 
 from avalanche_sparse.io import atomic_write_bytes, atomic_write_json
 
-from .presets import BUILDER_KEYS, GRID_BENCHMARKS
+from .presets import BUILDER_KEYS, GRID_BENCHMARKS, benchmark_twin
 
 __all__ = [
     "cell_path",
@@ -200,9 +200,16 @@ def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, p
     method = get_method(method_name)
     bm, info = build_benchmark(benchmark, protocol, seed, root=root)
     RNGManager.set_random_seeds(int(seed))
-    hp = resolve_hparams(method, benchmark, protocol)
+    # a benchmark's twin's overrides apply when the method has none of its own
+    hp = resolve_hparams(method, benchmark_twin(benchmark, method.hparams_by_benchmark), protocol)
     ctx = MethodContext(benchmark=info, hparams=hp, seed=int(seed))
     tb_logger = TensorboardLogger(tb_log_dir=str(cell_tb_dir(out, method_name, benchmark, seed)))
+    # name the data in TensorBoard too (e.g. "Split CIFAR-10 (JPEG copy) (class-IL)")
+    tb_logger.writer.add_text("benchmark", f"{info.label}: {method_name}, seed {seed}", 0)
+    if getattr(bm, "cifar10_source", None):
+        from avalanche_sparse.benchmarks.data import cifar10_source_label
+
+        tb_logger.writer.add_text("data_source", cifar10_source_label(bm.cifar10_source), 0)
     evaluator = EvaluationPlugin(
         accuracy_metrics(experience=True, stream=True),
         loss_metrics(experience=True, stream=True),

@@ -18,9 +18,14 @@ import copy
 import hashlib
 import json
 
-__all__ = ["GRID_BENCHMARKS", "PRESETS", "BUILDER_KEYS", "get_preset", "preset_fingerprint"]
+__all__ = ["GRID_BENCHMARKS", "PRESETS", "BUILDER_KEYS", "get_preset", "preset_fingerprint",
+           "benchmark_twin"]
 
-#: grid benchmark -> (builder name, fixed builder kwargs, scenario kind, input shape, label)
+#: grid benchmark -> (builder name, fixed builder kwargs, scenario kind, input shape, label).
+#: ``twin``: a benchmark run with the same protocol on other data; a method's
+#: per-benchmark overrides and benchmark list that name the twin (and not this
+#: benchmark) apply here too, so every method with a Split MNIST row also gets
+#: a Split Fashion-MNIST row (see :func:`benchmark_twin`).
 GRID_BENCHMARKS: dict[str, dict] = {
     "permuted_mnist": dict(builder="permuted_mnist", kwargs={}, scenario="domain",
                            input_shape=(1, 28, 28), n_classes=10, label="Permuted MNIST (domain-IL)"),
@@ -28,6 +33,12 @@ GRID_BENCHMARKS: dict[str, dict] = {
                               input_shape=(1, 28, 28), n_classes=10, label="Split MNIST (class-IL)"),
     "split_mnist_task": dict(builder="split_mnist", kwargs={"scenario": "task"}, scenario="task",
                              input_shape=(1, 28, 28), n_classes=10, label="Split MNIST (task-IL)"),
+    "split_fmnist_class": dict(builder="split_fmnist", kwargs={"scenario": "class"}, scenario="class",
+                               input_shape=(1, 28, 28), n_classes=10,
+                               label="Split Fashion-MNIST (class-IL)", twin="split_mnist_class"),
+    "split_fmnist_task": dict(builder="split_fmnist", kwargs={"scenario": "task"}, scenario="task",
+                              input_shape=(1, 28, 28), n_classes=10,
+                              label="Split Fashion-MNIST (task-IL)", twin="split_mnist_task"),
     "split_cifar10_class": dict(builder="split_cifar10", kwargs={"scenario": "class"}, scenario="class",
                                 input_shape=(3, 32, 32), n_classes=10, label="Split CIFAR-10 (class-IL)"),
 }
@@ -50,6 +61,11 @@ PRESETS: dict[str, dict] = {
                                   "train_epochs": 10, "train_mb_size": 64, "hidden_sizes": [256, 256]},
             "split_mnist_task": {**_MNIST_MLP, "n_experiences": 5, "subsample": None,
                                  "train_epochs": 10, "train_mb_size": 64, "hidden_sizes": [256, 256]},
+            # Split Fashion-MNIST: the Split MNIST protocol on harder images
+            "split_fmnist_class": {**_MNIST_MLP, "n_experiences": 5, "subsample": None,
+                                   "train_epochs": 10, "train_mb_size": 64, "hidden_sizes": [256, 256]},
+            "split_fmnist_task": {**_MNIST_MLP, "n_experiences": 5, "subsample": None,
+                                  "train_epochs": 10, "train_mb_size": 64, "hidden_sizes": [256, 256]},
             "split_cifar10_class": {"optimizer": "adam", "lr": 1e-3, "eval_mb_size": 1024,
                                     "n_experiences": 5, "subsample": None, "train_epochs": 10,
                                     "train_mb_size": 64, "model": "cnn", "channels": [32, 64],
@@ -65,6 +81,10 @@ PRESETS: dict[str, dict] = {
                                   "train_epochs": 1, "train_mb_size": 64, "hidden_sizes": [256, 256]},
             "split_mnist_task": {**_MNIST_MLP, "n_experiences": 5, "subsample": 0.1,
                                  "train_epochs": 1, "train_mb_size": 64, "hidden_sizes": [256, 256]},
+            "split_fmnist_class": {**_MNIST_MLP, "n_experiences": 5, "subsample": 0.1,
+                                   "train_epochs": 1, "train_mb_size": 64, "hidden_sizes": [256, 256]},
+            "split_fmnist_task": {**_MNIST_MLP, "n_experiences": 5, "subsample": 0.1,
+                                  "train_epochs": 1, "train_mb_size": 64, "hidden_sizes": [256, 256]},
             "split_cifar10_class": {"optimizer": "adam", "lr": 1e-3, "eval_mb_size": 1024,
                                     "n_experiences": 5, "subsample": 0.05, "train_epochs": 1,
                                     "train_mb_size": 64, "model": "cnn", "channels": [16, 32],
@@ -79,6 +99,21 @@ def get_preset(name: str) -> dict:
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; valid presets: {', '.join(sorted(PRESETS))}")
     return copy.deepcopy(PRESETS[name])
+
+
+def benchmark_twin(benchmark: str, names) -> str:
+    """The name under which a method's settings for ``benchmark`` are looked up.
+
+    ``benchmark`` itself when ``names`` (a method's ``hparams_by_benchmark``
+    keys or ``benchmarks`` list) contains it or it has no twin; otherwise its
+    twin (``split_fmnist_class`` -> ``split_mnist_class``) when ``names``
+    contains that.
+    """
+    twin = GRID_BENCHMARKS.get(benchmark, {}).get("twin")
+    names = () if names is None else names
+    if benchmark in names or twin is None or twin not in names:
+        return benchmark
+    return twin
 
 
 def preset_fingerprint(preset: dict) -> str:

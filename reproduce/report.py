@@ -39,25 +39,38 @@ def _mean_std(values: list[float]) -> tuple[Optional[float], Optional[float]]:
 
 
 def aggregate(cells: Iterable[dict]) -> list[dict]:
-    """One row per (benchmark, method), in benchmark then method order."""
+    """One row per (benchmark, data label, method), in benchmark, label, method order.
+
+    Cells of one benchmark computed on different data (the original CIFAR-10
+    files and the JPEG copy: their ``label`` differs) are never averaged
+    together: each label gets its own row and table section. Cells that did
+    not finish (no label of their own) go with the first label's row.
+    """
     groups: dict[tuple[str, str], list[dict]] = {}
     for c in cells:
         groups.setdefault((c["benchmark"], c["method"]), []).append(c)
     order = {b: i for i, b in enumerate(GRID_BENCHMARKS)}
     rows = []
-    for (bench, method), cs in sorted(groups.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0])):
-        ok = [c for c in cs if c.get("status") == "ok"]
-        acc_m, acc_s = _mean_std([c["avg_acc"] for c in ok])
-        fgt = [c["forgetting"] for c in ok if c.get("forgetting") is not None]
-        f_m, f_s = _mean_std(fgt)
-        other = sorted({c["status"] for c in cs if c.get("status") != "ok"})
-        label = next((c.get("label") for c in ok if c.get("label")), GRID_BENCHMARKS.get(bench, {}).get("label", bench))
-        rows.append(dict(
-            benchmark=bench, label=label, method=method, n_seeds=len(ok),
-            seeds=sorted(c["seed"] for c in ok), acc_mean=acc_m, acc_std=acc_s,
-            forgetting_mean=f_m, forgetting_std=f_s,
-            problems=other, errors=[c.get("error", "") for c in cs if c.get("status") != "ok"],
-        ))
+    for (bench, method), cs in groups.items():
+        ok_all = [c for c in cs if c.get("status") == "ok"]
+        default = GRID_BENCHMARKS.get(bench, {}).get("label", bench)
+        labels = list(dict.fromkeys(c.get("label") or default for c in ok_all)) or [default]
+        other = [c for c in cs if c.get("status") != "ok"]
+        for i, label in enumerate(labels):
+            ok = [c for c in ok_all if (c.get("label") or default) == label]
+            bad = other if i == 0 else []
+            acc_m, acc_s = _mean_std([c["avg_acc"] for c in ok])
+            fgt = [c["forgetting"] for c in ok if c.get("forgetting") is not None]
+            f_m, f_s = _mean_std(fgt)
+            rows.append(dict(
+                benchmark=bench, label=label, method=method, n_seeds=len(ok),
+                seeds=sorted(c["seed"] for c in ok), acc_mean=acc_m, acc_std=acc_s,
+                forgetting_mean=f_m, forgetting_std=f_s,
+                problems=sorted({c["status"] for c in bad}),
+                errors=[c.get("error", "") for c in bad],
+            ))
+    rows.sort(key=lambda r: (order.get(r["benchmark"], 99), r["benchmark"],
+                             "JPEG copy" in r["label"], r["label"], r["method"]))
     return rows
 
 

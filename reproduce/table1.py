@@ -27,7 +27,9 @@ if __package__ in (None, ""):  # run as a script: make `reproduce` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from reproduce.grid import cell_path, load_cell, run_cell  # noqa: E402
-from reproduce.presets import GRID_BENCHMARKS, PRESETS, get_preset, preset_fingerprint  # noqa: E402
+from reproduce.presets import (  # noqa: E402
+    GRID_BENCHMARKS, PRESETS, benchmark_twin, get_preset, preset_fingerprint,
+)
 from reproduce.report import aggregate, render_csv, render_markdown  # noqa: E402
 
 __all__ = ["main", "parse_args", "plan_cells", "check_out_dir", "PresetMismatchError"]
@@ -91,12 +93,16 @@ def check_out_dir(out: Path, preset_name: str, preset: dict, force: bool) -> Non
 
 
 def plan_cells(methods, benches, seeds, registry) -> list[tuple[str, str, int]]:
-    """All (method, benchmark, seed) cells, skipping benchmarks a method excludes."""
+    """All (method, benchmark, seed) cells, skipping benchmarks a method excludes.
+
+    A method whose ``benchmarks`` list names a benchmark's twin (e.g.
+    ``split_mnist_class`` for ``split_fmnist_class``) runs on it too.
+    """
     cells = []
     for b in benches:
         for m in methods:
             allowed = registry[m].benchmarks
-            if allowed is not None and b not in allowed:
+            if allowed is not None and benchmark_twin(b, allowed) not in allowed:
                 continue
             for s in seeds:
                 cells.append((m, b, s))

@@ -197,10 +197,20 @@ def topk_model(ctx: MethodContext) -> nn.Module:
 
 def sdm_plugins(ctx: MethodContext) -> list:
     """An :class:`SDMPlugin` with ``grad_clip_norm`` and (unless an absolute
-    ``gaba_switch_activations`` is given) ``gaba_switch_fraction``."""
+    ``gaba_switch_activations`` is given) ``gaba_switch_fraction``, and the
+    dead-neuron metric (logged per experience to the run's TensorBoard)."""
     hp = ctx.hparams
+    from avalanche_sparse.metrics import DeadNeuronFraction, MetricsPlugin
+
     frac = None if hp.get("gaba_switch_activations") is not None else hp.get("gaba_switch_fraction")
-    return [SDMPlugin(grad_clip_norm=hp.get("grad_clip_norm"), gaba_switch_fraction=frac)]
+    return [SDMPlugin(grad_clip_norm=hp.get("grad_clip_norm"), gaba_switch_fraction=frac),
+            MetricsPlugin(DeadNeuronFraction())]
+
+
+def _dead_neurons():
+    from avalanche_sparse.metrics import DeadNeuronFraction, MetricsPlugin
+
+    return MetricsPlugin(DeadNeuronFraction())
 
 
 def _sdm_optimizer(model: nn.Module, ctx: MethodContext) -> torch.optim.Optimizer:
@@ -230,8 +240,8 @@ SDMLP_METHOD = register(Method(
 TOPK_METHOD = register(Method(
     name="topk",
     description="Top-K MLP without SDM constraints (paper's Top-K baseline), k annealed 1000->10; plain SGD",
-    model=topk_model, optimizer=_sdm_optimizer, plugins=lambda ctx: [SDMPlugin(
-        grad_clip_norm=ctx.hparams.get("grad_clip_norm"))],
+    model=topk_model, optimizer=_sdm_optimizer, plugins=lambda ctx: [
+        SDMPlugin(grad_clip_norm=ctx.hparams.get("grad_clip_norm")), _dead_neurons()],
     strategy="avalanche.training.Naive",
     # reference ffn_top_k: LINEAR_DECAY_MASK, k_transition_epochs 200 of 500 per task
     hparams={"optimizer": "sgd", "lr": 0.05, "momentum": 0.0, "train_mb_size": 128, "n_neurons": 1000,

@@ -171,3 +171,20 @@ def test_registry_rows_settings_and_benchmarks():
     task_info = BenchmarkInfo("t", (1, 28, 28), 10, 5, "task", "t")
     with pytest.raises(ValueError, match="single-head"):
         S.get_method("sdmlp").model(S.MethodContext(benchmark=task_info, hparams=hp))
+
+
+def test_sdm_paper_preset_reaches_the_models():
+    from reproduce.presets import get_preset
+
+    proto = get_preset("sdm_paper")["benchmarks"]["split_mnist_class"]
+    info = BenchmarkInfo("split_mnist_class", (1, 28, 28), 10, 5, "class", "x")
+    hp = S.resolve_hparams(S.get_method("sdmlp"), "split_mnist_class", proto)
+    assert (hp["train_epochs"], hp["lr"], hp["train_mb_size"]) == (500, 0.05, 128)
+    ctx = S.MethodContext(benchmark=info, hparams=hp)
+    assert S.get_method("sdmlp").model(ctx).top_k.gaba_switch_activations == 5_000_000
+    hp = S.resolve_hparams(S.get_method("topk"), "split_mnist_class", proto)
+    topk = S.get_method("topk").model(S.MethodContext(benchmark=info, hparams=hp))
+    assert (topk.k_max, topk.k_min, topk.k_transition_epochs) == (1000, 10, 200.0)
+    # quick/full presets: the transition is 0.4 of one experience's epochs
+    hp = S.resolve_hparams(S.get_method("topk"), "split_mnist_class", {"train_epochs": 10})
+    assert S.get_method("topk").model(S.MethodContext(benchmark=info, hparams=hp)).k_transition_epochs == 4.0

@@ -6,6 +6,8 @@ built-in methods.
 """
 from . import baselines  # noqa: F401  (registers naive, ewc, si, joint)
 from .progress import EpochProgressPlugin
+from . import sdm  # noqa: F401  (registers sdmlp, topk, sdmlp_ewc, sdmlp_sgdm, sdmlp_adam)
+from .sdm import SDMPlugin
 from .registry import (
     REGISTRY,
     Method,
@@ -31,4 +33,5 @@ __all__ = [
     "register",
     "resolve_hparams",
     "EpochProgressPlugin",
+    "SDMPlugin",
 ]

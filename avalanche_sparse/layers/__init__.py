@@ -3,6 +3,7 @@
 from .kwinners import KWinners, KWinners2d, KWinnersBase, binary_entropy, kwinners, kwinners2d, max_entropy
 from .sparse_weights import SparseWeights, SparseWeights2d, SparseWeightsBase, normalize_sparse_weights
 from .utils import rezero_weights, update_boost_strength
+from .topk import GABASwitchTopK, gaba_response, linear_k_schedule
 
 __all__: list[str] = [
     "kwinners",
@@ -18,4 +19,7 @@ __all__: list[str] = [
     "normalize_sparse_weights",
     "rezero_weights",
     "update_boost_strength",
+    "GABASwitchTopK",
+    "gaba_response",
+    "linear_k_schedule",
 ]

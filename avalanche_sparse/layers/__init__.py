@@ -19,3 +19,28 @@ __all__: list[str] = [
     "rezero_weights",
     "update_boost_strength",
 ]
+from .dendrites import (  # noqa: E402
+    GATES,
+    DendriteSegments,
+    DendriticLayer,
+    DendriticOutput,
+    apply_dendrites,
+    dendritic_absolute_max_gate,
+    dendritic_bias,
+    dendritic_max_gate,
+    modified_kaiming_uniform_,
+    winning_segments,
+)
+
+__all__ += [
+    "GATES",
+    "DendriteSegments",
+    "DendriticLayer",
+    "DendriticOutput",
+    "apply_dendrites",
+    "dendritic_absolute_max_gate",
+    "dendritic_bias",
+    "dendritic_max_gate",
+    "modified_kaiming_uniform_",
+    "winning_segments",
+]

@@ -6,6 +6,12 @@ built-in methods.
 """
 from . import baselines  # noqa: F401  (registers naive, ewc, si, joint)
 from .progress import EpochProgressPlugin
+from .dendrites import (  # noqa: E402
+    OptimizerResetPlugin,
+    PrototypeContextPlugin,
+    RezeroAfterStepPlugin,
+    SafeSynapticIntelligencePlugin,
+)
 from .registry import (
     REGISTRY,
     Method,
@@ -32,3 +38,5 @@ __all__ = [
     "resolve_hparams",
     "EpochProgressPlugin",
 ]
+__all__ += ["PrototypeContextPlugin", "OptimizerResetPlugin", "RezeroAfterStepPlugin",
+            "SafeSynapticIntelligencePlugin"]

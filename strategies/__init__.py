@@ -12,6 +12,7 @@ from .dendrites import (  # noqa: E402
     RezeroAfterStepPlugin,
     SafeSynapticIntelligencePlugin,
 )
+from .dendrite_analysis import DendriteAnalysisPlugin  # noqa: E402
 from .registry import (
     REGISTRY,
     Method,
@@ -39,4 +40,4 @@ __all__ = [
     "EpochProgressPlugin",
 ]
 __all__ += ["PrototypeContextPlugin", "OptimizerResetPlugin", "RezeroAfterStepPlugin",
-            "SafeSynapticIntelligencePlugin"]
+            "SafeSynapticIntelligencePlugin", "DendriteAnalysisPlugin"]

@@ -283,3 +283,131 @@ class SafeSynapticIntelligencePlugin(SynapticIntelligencePlugin):
             strategy.model, self.ewc_data, self.syn_data, self.clip_to,
             self.excluded_parameters, 1, eps=self.eps,
         )
+
+
+# ----------------------------------------------------------------------------
+# Table 1 rows (Permuted MNIST)
+# ----------------------------------------------------------------------------
+def paper_settings(ctx) -> dict:
+    """The hyper-parameters a dendrite row runs with.
+
+    With the full data (protocol ``subsample`` is ``None``: the full preset)
+    the method's ``paper_protocol`` (network size, epochs, batch sizes, lr of
+    the reference configuration) overrides the grid protocol. With subsampled
+    data (the quick smoke preset) the protocol's small network, epochs, batch
+    size and lr are kept, so a cell takes seconds; the method's structure
+    (k-WTA, sparsity, segments, SI, optimizer resets) is the same in both.
+    """
+    hp = dict(ctx.hparams)
+    if hp.get("subsample") is None:
+        hp.update(hp.get("paper_protocol", {}))
+    return hp
+
+
+def _dendritic_model(ctx):
+    from avalanche_sparse.models import DendriticMLP
+
+    hp = paper_settings(ctx)
+    n_in = 1
+    for s in ctx.benchmark.input_shape:
+        n_in *= int(s)
+    segments = hp.get("num_segments")
+    segments = int(ctx.benchmark.n_experiences) if segments is None else int(segments)
+    return DendriticMLP(
+        n_in, int(ctx.benchmark.n_classes), hidden_sizes=[int(h) for h in hp["hidden_sizes"]],
+        num_segments=segments, dim_context=n_in, kw_percent_on=hp["kw_percent_on"],
+        context_percent_on=float(hp["context_percent_on"]), weight_sparsity=float(hp["weight_sparsity"]),
+        dendrite_sparsity=float(hp["dendrite_sparsity"]), context="prototype", seed=int(ctx.seed),
+    )
+
+
+def _mlp_baseline_model(ctx):
+    from avalanche_sparse.models import MLP, modified_init_mlp
+
+    hp = paper_settings(ctx)
+    n_in = 1
+    for s in ctx.benchmark.input_shape:
+        n_in *= int(s)
+    return modified_init_mlp(MLP(n_in, int(ctx.benchmark.n_classes),
+                                 hidden_sizes=tuple(int(h) for h in hp["hidden_sizes"])))
+
+
+def _adam(model, ctx):
+    hp = paper_settings(ctx)
+    return torch.optim.Adam(model.parameters(), lr=float(hp["lr"]))
+
+
+def _loop_settings(ctx) -> dict:
+    hp = paper_settings(ctx)
+    return {"train_epochs": int(hp["train_epochs"]), "train_mb_size": int(hp["train_mb_size"]),
+            "eval_mb_size": int(hp.get("eval_mb_size", 512))}
+
+
+def _dendrite_plugins(ctx) -> list:
+    hp = ctx.hparams
+    plugins: list = [PrototypeContextPlugin(), RezeroAfterStepPlugin()]
+    if hp.get("reset_optimizer", True):
+        plugins.append(OptimizerResetPlugin())
+    if hp.get("analysis", True):
+        from .dendrite_analysis import DendriteAnalysisPlugin
+
+        plugins.append(DendriteAnalysisPlugin())
+    if hp.get("si_lambda") is not None:
+        plugins.append(SafeSynapticIntelligencePlugin(
+            si_lambda=float(hp["si_lambda"]), eps=float(hp["si_eps"]),
+            excluded_parameters=["*segments*"]))
+    return plugins
+
+
+def _reset_only(ctx) -> list:
+    return [OptimizerResetPlugin()]
+
+
+#: PROTOTYPE_BASE of the reference (htmpapers going_beyond_the_point_neuron,
+#: permutedMNIST/experiments/prototype.py)
+_STRUCTURE = {"kw_percent_on": 0.05, "context_percent_on": 0.1, "weight_sparsity": 0.5,
+              "dendrite_sparsity": 0.0, "num_segments": None, "reset_optimizer": True}
+_PAPER_LOOP = {"hidden_sizes": [2048, 2048], "train_mb_size": 256, "eval_mb_size": 512}
+
+
+def _register_rows() -> None:
+    from .registry import Method, register
+
+    rows = [
+        ("dendrites",
+         "Active Dendrites Network, prototype contexts inferred at test time (Iyer et al. 2022)",
+         _dendritic_model, _dendrite_plugins, dict(_STRUCTURE),
+         # PROTOTYPE_10: Adam 5e-4, 3 epochs per task
+         dict(_PAPER_LOOP, lr=5e-4, train_epochs=3)),
+        ("dendrites_si",
+         "Active Dendrites Network + Synaptic Intelligence on feed-forward weights (Iyer et al. 2022)",
+         _dendritic_model, _dendrite_plugins,
+         # SI_PROTOTYPE_10: c = 0.1 (si_lambda = 2c here), damping 0.1, Adam not reset
+         dict(_STRUCTURE, reset_optimizer=False, si_lambda=0.2, si_eps=0.1),
+         dict(_PAPER_LOOP, hidden_sizes=[2000, 2000], lr=5e-4, train_epochs=20)),
+        ("dendrites_only",
+         "ablation: active dendrites with ReLU instead of k-WTA (Iyer et al. 2022)",
+         _dendritic_model, _dendrite_plugins, dict(_STRUCTURE, kw_percent_on=None),
+         # ACTIVE_DENDRITES_ONLY_10: Adam 5e-6, 5 epochs
+         dict(_PAPER_LOOP, lr=5e-6, train_epochs=5)),
+        ("sparse_only",
+         "ablation: k-WTA and sparse weights, no dendritic segments (Iyer et al. 2022)",
+         _dendritic_model, _dendrite_plugins, dict(_STRUCTURE, num_segments=0),
+         # SPARSE_REPRESENTATIONS_ONLY_10: Adam 1e-4, 5 epochs
+         dict(_PAPER_LOOP, lr=1e-4, train_epochs=5)),
+        ("dendrites_mlp_baseline",
+         "dense 3-layer MLP of the dendrites paper's size, modified init (Iyer et al. 2022)",
+         _mlp_baseline_model, lambda ctx: _reset_only(ctx), {"reset_optimizer": True},
+         # THREE_LAYER_MLP_10: Adam 3e-6, 5 epochs
+         dict(_PAPER_LOOP, lr=3e-6, train_epochs=5)),
+    ]
+    for name, desc, model, plugins, structure, paper in rows:
+        register(Method(
+            name=name, description=desc, model=model, optimizer=_adam, plugins=plugins,
+            strategy="avalanche.training.Naive", strategy_kwargs=_loop_settings,
+            hparams={**structure, "paper_protocol": paper},
+            benchmarks=("permuted_mnist",),
+        ))
+
+
+_register_rows()

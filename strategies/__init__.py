@@ -8,6 +8,13 @@ from . import baselines  # noqa: F401  (registers naive, ewc, si, joint)
 from .progress import EpochProgressPlugin
 from . import sdm  # noqa: F401  (registers sdmlp, topk, sdmlp_ewc, sdmlp_sgdm, sdmlp_adam)
 from .sdm import SDMPlugin
+from .dendrites import (  # noqa: E402
+    OptimizerResetPlugin,
+    PrototypeContextPlugin,
+    RezeroAfterStepPlugin,
+    SafeSynapticIntelligencePlugin,
+)
+from .dendrite_analysis import DendriteAnalysisPlugin  # noqa: E402
 from .registry import (
     REGISTRY,
     Method,
@@ -35,3 +42,5 @@ __all__ = [
     "EpochProgressPlugin",
     "SDMPlugin",
 ]
+__all__ += ["PrototypeContextPlugin", "OptimizerResetPlugin", "RezeroAfterStepPlugin",
+            "SafeSynapticIntelligencePlugin", "DendriteAnalysisPlugin"]

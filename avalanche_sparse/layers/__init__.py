@@ -23,3 +23,28 @@ __all__: list[str] = [
     "gaba_response",
     "linear_k_schedule",
 ]
+from .dendrites import (  # noqa: E402
+    GATES,
+    DendriteSegments,
+    DendriticLayer,
+    DendriticOutput,
+    apply_dendrites,
+    dendritic_absolute_max_gate,
+    dendritic_bias,
+    dendritic_max_gate,
+    modified_kaiming_uniform_,
+    winning_segments,
+)
+
+__all__ += [
+    "GATES",
+    "DendriteSegments",
+    "DendriticLayer",
+    "DendriticOutput",
+    "apply_dendrites",
+    "dendritic_absolute_max_gate",
+    "dendritic_bias",
+    "dendritic_max_gate",
+    "modified_kaiming_uniform_",
+    "winning_segments",
+]

@@ -27,10 +27,11 @@ if __package__ in (None, ""):  # run as a script: make `reproduce` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from reproduce.grid import cell_path, load_cell, run_cell  # noqa: E402
-from reproduce.presets import GRID_BENCHMARKS, PRESETS, get_preset, preset_fingerprint  # noqa: E402
+from reproduce.presets import GRID_BENCHMARKS, PRESETS, get_preset  # noqa: E402
 from reproduce.report import aggregate, render_csv, render_markdown  # noqa: E402
 
-__all__ = ["main", "parse_args", "plan_cells", "check_out_dir", "PresetMismatchError"]
+__all__ = ["main", "parse_args", "plan_cells", "check_out_dir", "protocol_fingerprint",
+           "PresetMismatchError"]
 
 
 class PresetMismatchError(RuntimeError):
@@ -47,7 +48,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", help="output folder (default: runs/table1-<preset>)")
     p.add_argument("--root", help="data root (default: $AVALANCHE_SPARSE_DATA or ~/.avalanche/data)")
     p.add_argument("--workers", type=int, default=1, help="cells run in parallel processes (default 1)")
-    p.add_argument("--force", action="store_true", help="reuse an output folder made with another preset")
+    p.add_argument("--force", action="store_true", help="reuse an output folder whose results were run with another protocol")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--list", action="store_true", help="list methods, benchmarks and presets, then exit")
     return p.parse_args(argv)
@@ -70,24 +71,73 @@ def _validate(args, preset: dict, methods_all: list[str]) -> tuple[list[str], li
     return methods, benches, list(seeds)
 
 
-def check_out_dir(out: Path, preset_name: str, preset: dict, force: bool) -> None:
-    """Refuse an output folder made with a different preset unless ``force``."""
+def protocol_fingerprint(protocol: dict) -> str:
+    """Short hash of one benchmark's protocol (JSON, keys sorted)."""
+    import hashlib
+
+    body = json.dumps(protocol, sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def _folder_protocols(out: Path) -> dict[str, set[str]]:
+    """benchmark -> fingerprints of the protocols its cell files in ``out`` were run with."""
+    found: dict[str, set[str]] = {}
+    for p in (out / "cells").glob("*/*/seed*.json"):
+        cell = load_cell(p)
+        if cell is None or not isinstance(cell.get("protocol"), dict):
+            continue
+        found.setdefault(p.parent.name, set()).add(protocol_fingerprint(cell["protocol"]))
+    return found
+
+
+def check_out_dir(out: Path, preset_name: str, preset: dict, force: bool) -> dict:
+    """Refuse ``out`` when a benchmark with results there now has another protocol.
+
+    ``out/run.json`` records, per benchmark, the fingerprint of the protocol
+    its cells were run with (:func:`protocol_fingerprint`). A benchmark that
+    has cell files in ``out`` must have the same protocol in ``preset``,
+    else :class:`PresetMismatchError` (unless ``force``); benchmarks new to
+    the folder (a benchmark added to the preset) are simply added to the
+    record, so extending a preset never invalidates finished results.
+
+    The fingerprints come from the record and from the ``protocol`` stored in
+    every cell file, so the older ``run.json`` format (``preset`` + one
+    fingerprint over the whole preset) is read too.
+
+    :return: the record written to ``run.json``.
+    """
     from avalanche_sparse.io import atomic_write_json
 
     marker = out / "run.json"
-    mine = {"preset": preset_name, "fingerprint": preset_fingerprint(preset)}
+    theirs: dict = {}
     if marker.exists():
         try:
             theirs = json.loads(marker.read_text())
         except ValueError:
             theirs = {}
-        if {k: theirs.get(k) for k in mine} != mine and not force:
-            raise PresetMismatchError(
-                f"{out} holds results of preset {theirs.get('preset')!r} "
-                f"(fingerprint {theirs.get('fingerprint')}), not {preset_name!r} "
-                f"({mine['fingerprint']}); use another --out or pass --force"
-            )
-    atomic_write_json(marker, mine)
+        if not isinstance(theirs, dict):
+            theirs = {}
+    recorded = theirs.get("benchmarks") if isinstance(theirs.get("benchmarks"), dict) else {}
+    seen = _folder_protocols(out)
+    for bench, fp in recorded.items():
+        if bench in seen:  # recorded but with no result left: nothing to protect
+            seen[bench].add(fp)
+    mine = {b: protocol_fingerprint(p) for b, p in preset["benchmarks"].items()}
+    clashes = sorted(b for b, fps in seen.items() if b in mine and fps != {mine[b]})
+    if clashes and not force:
+        was = theirs.get("preset", "?")
+        raise PresetMismatchError(
+            f"{out} holds results of preset {was!r} whose protocol for "
+            f"{', '.join(clashes)} differs from preset {preset_name!r}'s "
+            f"({'; '.join(f'{b}: {sorted(seen[b])} != {mine[b]}' for b in clashes)}); "
+            f"use another --out or pass --force"
+        )
+    record = {"format": 2, "preset": preset_name,
+              "benchmarks": {**{b: next(iter(fps)) for b, fps in seen.items() if len(fps) == 1},
+                             **{b: fp for b, fp in recorded.items() if b not in seen},
+                             **mine}}
+    atomic_write_json(marker, record)
+    return record
 
 
 def plan_cells(methods, benches, seeds, registry) -> list[tuple[str, str, int]]:

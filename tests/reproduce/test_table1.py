@@ -131,14 +131,71 @@ def test_cifar_not_staged_marks_cells_and_exits_zero(mnist_only_root, tmp_path):
     assert "data not staged" in md and "avalanche_sparse.benchmarks.data fetch" in md
 
 
-def test_output_dir_of_another_preset_is_refused(data_root, tmp_path):
+def _main(preset, root, out, *extra):
+    return T.main(["--preset", preset, "--root", str(root), "--out", str(out), "--no-progress", *extra])
+
+
+def test_output_dir_with_another_protocol_is_refused(data_root, tmp_path):
+    out = tmp_path / "run"
+    assert _run(data_root, out, "--methods", "naive", "--benchmarks", "permuted_mnist") == 0
+    # tiny2 changes permuted_mnist's lr: its finished results would be mixed
+    with pytest.raises(SystemExit, match="preset 'tiny' whose protocol for permuted_mnist differs.*--force"):
+        _main("tiny2", data_root, out, "--methods", "naive", "--benchmarks", "permuted_mnist")
+    # ... even when this run only touches another benchmark (the table shows them all)
+    with pytest.raises(SystemExit, match="permuted_mnist differs"):
+        _main("tiny2", data_root, out, "--methods", "naive", "--benchmarks", "split_mnist_task")
+    assert _main("tiny2", data_root, out, "--methods", "naive", "--benchmarks", "permuted_mnist", "--force") == 0
+    rec = json.loads((out / "run.json").read_text())
+    assert rec["benchmarks"]["permuted_mnist"] == T.protocol_fingerprint(
+        presets.PRESETS["tiny2"]["benchmarks"]["permuted_mnist"])
+
+
+def test_unchanged_benchmarks_stay_usable_when_the_preset_grows(data_root, tmp_path, monkeypatch):
     out = tmp_path / "run"
     assert _run(data_root, out, "--methods", "naive", "--benchmarks", "split_mnist_task") == 0
-    with pytest.raises(SystemExit, match="holds results of preset 'tiny'.*--force"):
-        T.main(["--preset", "tiny2", "--root", str(data_root), "--out", str(out), "--no-progress",
-                "--methods", "naive", "--benchmarks", "split_mnist_task"])
-    assert T.main(["--preset", "tiny2", "--root", str(data_root), "--out", str(out), "--no-progress",
-                   "--methods", "naive", "--benchmarks", "split_mnist_task", "--force"]) == 0
+    # tiny2 differs only on permuted_mnist, which has no results here
+    assert _main("tiny2", data_root, out, "--methods", "naive", "--benchmarks", "split_mnist_task") == 0
+    # a benchmark and a method added to the preset: finished cells are kept and reused
+    grown = json.loads(json.dumps(TINY))
+    grown["benchmarks"]["split_mnist_class"] = dict(grown["benchmarks"]["split_mnist_task"])
+    monkeypatch.setitem(presets.PRESETS, "tiny", grown)
+    monkeypatch.setitem(S.REGISTRY, "naive2", S.REGISTRY["naive"])
+    before = (out / "cells/naive/split_mnist_task/seed0.json").read_text()
+    assert _run(data_root, out, "--methods", "naive", "naive2",
+                "--benchmarks", "split_mnist_task", "split_mnist_class") == 0
+    assert (out / "cells/naive/split_mnist_task/seed0.json").read_text() == before
+    rec = json.loads((out / "run.json").read_text())
+    assert set(rec["benchmarks"]) >= {"split_mnist_task", "split_mnist_class", "permuted_mnist"}
+
+
+@pytest.mark.parametrize("changed,refused", [(False, False), (True, True)])
+def test_old_run_json_format_is_read(data_root, tmp_path, changed, refused):
+    out = tmp_path / "run"
+    assert _run(data_root, out, "--methods", "naive", "--benchmarks", "split_mnist_task") == 0
+    # the first format: preset name + one fingerprint over the whole preset
+    (out / "run.json").write_text(json.dumps({"preset": "tiny", "fingerprint": "0123456789abcdef"}))
+    if changed:
+        presets.PRESETS["tiny2"]["benchmarks"]["split_mnist_task"]["lr"] = 0.2
+    if refused:
+        with pytest.raises(SystemExit, match="split_mnist_task differs"):
+            _main("tiny2", data_root, out, "--methods", "naive", "--benchmarks", "split_mnist_task")
+    else:
+        assert _main("tiny2", data_root, out, "--methods", "naive", "--benchmarks", "split_mnist_task") == 0
+        assert json.loads((out / "run.json").read_text())["format"] == 2
+
+
+def test_committed_full_results_match_the_full_preset(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    committed = Path(T.__file__).parent / "results" / "full"
+    if not (committed / "cells").is_dir():
+        pytest.skip("no committed full results")
+    out = tmp_path / "full"
+    shutil.copytree(committed / "cells", out / "cells")
+    if (committed / "run.json").exists():
+        shutil.copy(committed / "run.json", out / "run.json")
+    T.check_out_dir(out, "full", presets.get_preset("full"), force=False)
 
 
 @pytest.mark.parametrize("args,match", [

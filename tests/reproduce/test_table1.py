@@ -69,9 +69,11 @@ def test_resume_skips_finished_cells_and_gives_same_table(data_root, tmp_path, m
     table = (out / "table1.csv").read_text()
     # simulate a crash that lost one cell: it alone is recomputed
     (out / "cells/naive/permuted_mnist/seed0.json").unlink()
+    import reproduce.grid as G
+
     calls = []
-    real = T.run_cell
-    monkeypatch.setattr(T, "run_cell", lambda *a, **k: calls.append(a[:3]) or real(*a, **k))
+    real = G.run_cell
+    monkeypatch.setattr(G, "run_cell", lambda *a, **k: calls.append(a[:3]) or real(*a, **k))
     assert _run(data_root, out, "--methods", "naive", "--benchmarks", "split_mnist_task", "permuted_mnist") == 0
     assert calls == [("naive", "permuted_mnist", 0)]
     again = _cells(out)

@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # run as a script: make `reproduce` importable
 from reproduce import backends  # noqa: E402
 from reproduce.grid import cell_path, load_cell  # noqa: E402
 from reproduce.presets import GRID_BENCHMARKS, PRESETS, get_preset  # noqa: E402
-from reproduce.report import aggregate, render_csv, render_markdown  # noqa: E402
+from reproduce.report import aggregate, render_csv, render_markdown, summary_png  # noqa: E402
 
 __all__ = ["main", "parse_args", "plan_cells", "check_out_dir", "protocol_fingerprint",
            "PresetMismatchError"]
@@ -193,7 +193,7 @@ def plan_cells(methods, benches, seeds, registry) -> list[tuple[str, str, int]]:
 
 
 def _write_table(out: Path, preset_name: str, argv) -> str:
-    from avalanche_sparse.io import atomic_write_text
+    from avalanche_sparse.io import atomic_write_bytes, atomic_write_text
 
     results = []
     for p in sorted((out / "cells").glob("*/*/seed*.json")):
@@ -205,7 +205,26 @@ def _write_table(out: Path, preset_name: str, argv) -> str:
     md = render_markdown(rows, preset=preset_name, command=command.strip())
     atomic_write_text(out / "table1.md", md)
     atomic_write_text(out / "table1.csv", render_csv(rows))
+    png = summary_png(rows, title=f"Table 1 ({preset_name} preset)")
+    atomic_write_bytes(out / "table1.png", png)
+    _log_summary(out / "tb" / "summary", png, md)
     return md
+
+
+def _log_summary(tb_dir: Path, png: bytes, md: str) -> None:
+    """The summary image and table as the ``summary`` run of ``OUT/tb`` (replaced each time)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from torch.utils.tensorboard import SummaryWriter
+
+    for old in tb_dir.glob("events.out.tfevents.*"):
+        old.unlink()
+    img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    with SummaryWriter(str(tb_dir)) as w:
+        w.add_image("table1", img, global_step=0, dataformats="HWC")
+        w.add_text("table1", md, global_step=0)
 
 
 def main(argv=None) -> int:

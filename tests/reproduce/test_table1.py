@@ -59,7 +59,11 @@ def test_grid_writes_cells_table_plots_and_tensorboard(data_root, tmp_path):
     csv = (out / "table1.csv").read_text().splitlines()
     assert csv[0].startswith("benchmark,label,method") and len(csv) == 7
     assert (out / "plots" / "naive__split_mnist_task__seed0.png").stat().st_size > 1000
-    assert list((out / "tb" / "naive" / "split_mnist_task" / "seed0").glob("events.out.tfevents.*"))
+    for m in ("naive", "ewc"):  # tensorboard --logdir OUT/tb: every cell, plus the summary
+        for b in ("permuted_mnist", "split_mnist_task", "split_cifar10_class"):
+            assert list((out / "tb" / m / b / "seed0").glob("events.out.tfevents.*")), (m, b)
+    assert len(list((out / "tb" / "summary").glob("events.out.tfevents.*"))) == 1
+    assert (out / "table1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_resume_skips_finished_cells_and_gives_same_table(data_root, tmp_path, monkeypatch):
@@ -90,7 +94,8 @@ def test_same_seed_same_numbers(data_root, tmp_path):
         assert _run(data_root, tmp_path / name, "--methods", "ewc", "--benchmarks", "permuted_mnist") == 0
     a = _cells(tmp_path / "a")["cells/ewc/permuted_mnist/seed0.json"]
     b = _cells(tmp_path / "b")["cells/ewc/permuted_mnist/seed0.json"]
-    assert a["acc_matrix"] == b["acc_matrix"] and a["forgetting"] == b["forgetting"]
+    for key in ("acc_matrix", "avg_acc", "stream_acc", "forgetting", "bwt", "hparams"):
+        assert a[key] == b[key], key  # bit-identical: floats compared with ==
     assert _run(data_root, tmp_path / "c", "--methods", "ewc", "--benchmarks", "permuted_mnist",
                 "--seeds", "1") == 0
     c = _cells(tmp_path / "c")["cells/ewc/permuted_mnist/seed1.json"]

@@ -159,18 +159,17 @@ def test_output_dir_with_another_protocol_is_refused(data_root, tmp_path):
 
 def test_unchanged_benchmarks_stay_usable_when_the_preset_grows(data_root, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    assert _run(data_root, out, "--methods", "naive", "--benchmarks", "split_mnist_task") == 0
-    # tiny2 differs only on permuted_mnist, which has no results here
-    assert _main("tiny2", data_root, out, "--methods", "naive", "--benchmarks", "split_mnist_task") == 0
+    assert _run(data_root, out, "--methods", "naive", "--benchmarks", "permuted_mnist") == 0
     # a benchmark and a method added to the preset: finished cells are kept and reused
     grown = json.loads(json.dumps(TINY))
-    grown["benchmarks"]["split_mnist_class"] = dict(grown["benchmarks"]["split_mnist_task"])
+    grown["benchmarks"]["split_mnist_class"] = dict(grown["benchmarks"]["permuted_mnist"], n_experiences=2)
     monkeypatch.setitem(presets.PRESETS, "tiny", grown)
     monkeypatch.setitem(S.REGISTRY, "naive2", S.REGISTRY["naive"])
-    before = (out / "cells/naive/split_mnist_task/seed0.json").read_text()
+    before = (out / "cells/naive/permuted_mnist/seed0.json").read_text()
     assert _run(data_root, out, "--methods", "naive", "naive2",
-                "--benchmarks", "split_mnist_task", "split_mnist_class") == 0
-    assert (out / "cells/naive/split_mnist_task/seed0.json").read_text() == before
+                "--benchmarks", "permuted_mnist", "split_mnist_class") == 0
+    assert (out / "cells/naive/permuted_mnist/seed0.json").read_text() == before
+    assert len(list(out.glob("cells/*/*/seed0.json"))) == 4
     rec = json.loads((out / "run.json").read_text())
     assert set(rec["benchmarks"]) >= {"split_mnist_task", "split_mnist_class", "permuted_mnist"}
 

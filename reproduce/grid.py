@@ -311,8 +311,9 @@ def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, p
             _resume(strategy, tb_logger, saved, train_exps[:k], bm.test_stream,
                     cell_tb_dir(out, method_name, benchmark, seed))
             matrix, last, train_time, start = saved["matrix"], saved["last"], saved["train_time_s"], k
-        except UnsupportedStateError as err:  # start over with a clean strategy
-            checkpoint_note = f"resume refused ({err}); cell re-run from its start"
+        except (UnsupportedStateError, KeyError, ValueError, RuntimeError) as err:
+            # e.g. the method's code changed shape since: start over with a clean strategy
+            checkpoint_note = f"resume refused ({type(err).__name__}: {err}); cell re-run from its start"
             tb_logger.writer.close()
             strategy, tb_logger, hp = _build(method_name, benchmark, seed, protocol, out, info,
                                              progress=progress, position=position, device=device)

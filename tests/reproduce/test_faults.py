@@ -155,3 +155,14 @@ def test_nan_loss_mid_training_marks_the_cell_failed_and_the_grid_goes_on(data_r
     md = (out / "table1.md").read_text()
     assert "| nan_later | 0 | failed |" in md and "iteration 7" in md
     assert not (out / "checkpoints").exists()
+
+
+def test_a_corrupt_checkpoint_is_ignored_and_the_cell_runs_from_its_start(data_root, tmp_path):
+    out = tmp_path / "run"
+    ck = out / "checkpoints/naive/permuted_mnist/seed0.pt"
+    ck.parent.mkdir(parents=True)
+    ck.write_bytes(b"half a checkpoint")
+    assert _run(data_root, out, "--methods", "naive", "--benchmarks", "permuted_mnist") == 0
+    cell = _cell(out, "naive", "permuted_mnist")
+    assert cell["status"] == "ok" and cell["checkpoints"] == "on" and "resumed_after_experience" not in cell
+    assert not ck.exists()

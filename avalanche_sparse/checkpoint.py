@@ -32,7 +32,6 @@ as a run that was never interrupted (tested in
 """
 from __future__ import annotations
 
-import builtins
 import collections
 import importlib
 import io
@@ -474,5 +473,3 @@ def load_checkpoint(path: str | Path) -> Optional[dict]:
     except Exception:  # truncated/corrupt/foreign file: start the cell over
         return None
 
-
-_ = builtins  # referenced by name in _REF_ROOTS

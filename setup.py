@@ -48,6 +48,6 @@ setup(
     ],
     extras_require={
         "test": ["pytest"],
-        "ray": ["ray[default]"],
+        "ray": ["ray[default]==2.60.0"],
     },
 )

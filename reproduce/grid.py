@@ -7,10 +7,27 @@ after every experience evaluates the whole test stream with Avalanche's
 ``EvaluationPlugin`` (accuracy, loss, forgetting, BWT, timing). The rows of
 those evaluations form the accuracy matrix ``A[i][j]`` = accuracy on
 experience ``j`` after training on experience ``i``.
+
+After every experience the cell saves a checkpoint
+(``OUT/checkpoints/<method>/<benchmark>/seed<k>.pt``, see
+:mod:`avalanche_sparse.checkpoint`): a cell that is killed resumes from its
+last finished experience and ends with the numbers of an uninterrupted run.
+The checkpoint is deleted once the cell's result is written.
+
+Determinism: every cell seeds Python, NumPy and torch from its seed
+(Avalanche's ``RNGManager``) before building its model, and turns on
+``torch.use_deterministic_algorithms``; data order, permutations and
+initialisations then depend on the seed only, so on CPU the same seed and
+protocol give bit-identical metrics (with the same number of torch threads).
+On GPU, cuDNN/cuBLAS kernels are made deterministic where torch can
+(``CUBLAS_WORKSPACE_CONFIG``, no cuDNN benchmark mode) and warn otherwise;
+results across GPU models or driver versions are not bit-identical.
 """
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
 import time
 import traceback
@@ -19,12 +36,13 @@ from typing import Any, Optional
 
 import torch
 
-from avalanche_sparse.io import atomic_write_bytes, atomic_write_json
+from avalanche_sparse.io import OutputDirError, atomic_write_bytes, atomic_write_json
 
 from .presets import BUILDER_KEYS, GRID_BENCHMARKS, benchmark_twin
 
 __all__ = [
     "cell_path",
+    "checkpoint_path",
     "cell_tb_dir",
     "load_cell",
     "build_benchmark",
@@ -44,6 +62,11 @@ class NonFiniteLossError(FloatingPointError):
 def cell_path(out: Path, method: str, benchmark: str, seed: int) -> Path:
     """Result file of a cell."""
     return Path(out) / "cells" / method / benchmark / f"seed{seed}.json"
+
+
+def checkpoint_path(out: Path, method: str, benchmark: str, seed: int) -> Path:
+    """In-cell checkpoint: ``OUT/checkpoints/<method>/<benchmark>/seed<k>.pt`` (never committed)."""
+    return Path(out) / "checkpoints" / method / benchmark / f"seed{seed}.pt"
 
 
 def cell_tb_dir(out: Path, method: str, benchmark: str, seed: int) -> Path:
@@ -152,12 +175,17 @@ def accuracy_matrix_png(matrix: list[list[Optional[float]]], title: str) -> byte
 
 def run_cell(method_name: str, benchmark: str, seed: int, protocol: dict, out: Path, *,
              root=None, threads: Optional[int] = None, progress: bool = True,
-             position: int = 1) -> dict:
+             position: int = 1, checkpoints: bool = True, device: str = "cpu") -> dict:
     """Train and evaluate one cell; write its result JSON atomically; return it.
 
     Failures are recorded, not raised: ``status`` is ``"ok"``, ``"failed"``
     (with ``error``, the message naming the step for a NaN loss) or
-    ``"data not staged"`` (with the staging hint).
+    ``"data not staged"`` (with the staging hint). With ``checkpoints`` the
+    cell resumes from its checkpoint when there is one, saves one after every
+    experience, and deletes it once the result is written.
+
+    :raises avalanche_sparse.io.OutputDirError: when ``out`` cannot be written
+        (read-only, disk full): nothing half-written is left behind.
     """
     from avalanche_sparse.benchmarks.data import DatasetNotStagedError
 
@@ -168,41 +196,59 @@ def run_cell(method_name: str, benchmark: str, seed: int, protocol: dict, out: P
     t0 = time.time()
     try:
         result = _train_cell(method_name, benchmark, seed, protocol, out, root=root,
-                             threads=threads, progress=progress, position=position)
+                             threads=threads, progress=progress, position=position,
+                             checkpoints=checkpoints, device=device)
         result.update(base, status="ok", wall_s=round(time.time() - t0, 2))
     except DatasetNotStagedError as err:
         result = dict(base, status="data not staged", error=str(err))
-    except (KeyboardInterrupt, SystemExit):
+    except (KeyboardInterrupt, SystemExit, OutputDirError):
         raise
     except Exception as err:  # the grid goes on; the table shows the failure
         result = dict(base, status="failed", error=f"{type(err).__name__}: {err}",
                       traceback=traceback.format_exc(limit=8), wall_s=round(time.time() - t0, 2))
     atomic_write_json(path, result)
+    _remove_checkpoint(checkpoint_path(out, method_name, benchmark, seed))
     return result
 
 
-def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, progress, position):
+def _remove_checkpoint(ck: Path) -> None:
+    """Delete a finished cell's checkpoint and the folders it leaves empty."""
+    try:
+        ck.unlink()
+    except FileNotFoundError:
+        return
+    for folder in (ck.parent, ck.parent.parent, ck.parent.parent.parent):
+        try:
+            folder.rmdir()
+        except OSError:
+            break
+
+
+def _deterministic() -> None:
+    """Deterministic kernels where torch has them (see the module docstring)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+
+
+def _build(method_name, benchmark, seed, protocol, out, info, *, progress, position, device="cpu"):
+    """Seed the RNGs, then build the cell's evaluator and strategy."""
     from avalanche.evaluation.metrics import (
         accuracy_metrics, bwt_metrics, forgetting_metrics, loss_metrics, timing_metrics,
     )
     from avalanche.logging import TensorboardLogger
     from avalanche.training.determinism.rng_manager import RNGManager
     from avalanche.training.plugins import EvaluationPlugin
-    from tqdm.auto import tqdm
 
     from avalanche_sparse.strategies import (
         EpochProgressPlugin, MethodContext, build_strategy, get_method, resolve_hparams,
     )
 
-    if threads:
-        torch.set_num_threads(int(threads))
-    torch.use_deterministic_algorithms(True, warn_only=True)
     method = get_method(method_name)
-    bm, info = build_benchmark(benchmark, protocol, seed, root=root)
     RNGManager.set_random_seeds(int(seed))
     # a benchmark's twin's overrides apply when the method has none of its own
     hp = resolve_hparams(method, benchmark_twin(benchmark, method.hparams_by_benchmark), protocol)
-    ctx = MethodContext(benchmark=info, hparams=hp, seed=int(seed))
+    ctx = MethodContext(benchmark=info, hparams=hp, seed=int(seed), device=torch.device(device))
     tb_logger = TensorboardLogger(tb_log_dir=str(cell_tb_dir(out, method_name, benchmark, seed)))
     # name the data in TensorBoard too (e.g. "Split CIFAR-10 (JPEG copy) (class-IL)")
     tb_logger.writer.add_text("benchmark", f"{info.label}: {method_name}, seed {seed}", 0)
@@ -221,23 +267,86 @@ def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, p
     plugins = [_loss_guard(), EpochProgressPlugin(desc=f"{method_name}/{benchmark}",
                                                   position=position + 1, disable=not progress)]
     strategy = build_strategy(method, ctx, evaluator=evaluator, extra_plugins=plugins)
-    n = len(bm.train_stream)
+    return strategy, tb_logger, hp
+
+
+def _checkpoint_key(method_name, benchmark, seed, protocol, hp, n) -> str:
+    """What a checkpoint must match to be resumed from."""
+    return json.dumps({"method": method_name, "benchmark": benchmark, "seed": int(seed),
+                       "protocol": protocol, "hparams": hp, "n_experiences": n,
+                       "torch": torch.__version__}, sort_keys=True, default=str)
+
+
+def _resume(strategy, tb_logger, saved, train_exps, test_stream, tb_dir):
+    """Load a checkpoint into the fresh ``strategy``; hide the killed run's
+    TensorBoard events after the checkpoint (``purge_step``)."""
+    from avalanche_sparse.checkpoint import load_strategy_state
+    from torch.utils.tensorboard import SummaryWriter
+
+    load_strategy_state(strategy, saved["strategy"], train_exps=train_exps, eval_streams=[test_stream])
+    tb_logger.writer.close()
+    tb_logger.writer = SummaryWriter(str(tb_dir), purge_step=int(strategy.clock.train_iterations) + 1)
+
+
+def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, progress, position,
+                checkpoints=True, device="cpu"):
+    from tqdm.auto import tqdm
+
+    from avalanche_sparse.checkpoint import (
+        UnsupportedStateError, load_checkpoint, save_checkpoint, strategy_state,
+    )
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    _deterministic()
+    bm, info = build_benchmark(benchmark, protocol, seed, root=root)
+    train_exps = list(bm.train_stream)
+    n = len(train_exps)
+    strategy, tb_logger, hp = _build(method_name, benchmark, seed, protocol, out, info,
+                                     progress=progress, position=position, device=device)
+    key = _checkpoint_key(method_name, benchmark, seed, protocol, hp, n)
+    ck_path = checkpoint_path(out, method_name, benchmark, seed)
     matrix: list[list[Optional[float]]] = []
     last: dict = {}
     train_time = 0.0
-    bar = tqdm(bm.train_stream, desc=f"{method_name}/{benchmark}/seed{seed} exps", total=n,
+    start = 0
+    save_ck, checkpoint_note = bool(checkpoints), "on" if checkpoints else "off"
+    saved = load_checkpoint(ck_path) if checkpoints else None
+    if saved is not None and saved.get("key") == key and 0 < int(saved.get("done", 0)) <= n:
+        k = int(saved["done"])
+        try:
+            _resume(strategy, tb_logger, saved, train_exps[:k], bm.test_stream,
+                    cell_tb_dir(out, method_name, benchmark, seed))
+            matrix, last, train_time, start = saved["matrix"], saved["last"], saved["train_time_s"], k
+        except (UnsupportedStateError, KeyError, ValueError, RuntimeError) as err:
+            # e.g. the method's code changed shape since: start over with a clean strategy
+            checkpoint_note = f"resume refused ({type(err).__name__}: {err}); cell re-run from its start"
+            tb_logger.writer.close()
+            strategy, tb_logger, hp = _build(method_name, benchmark, seed, protocol, out, info,
+                                             progress=progress, position=position, device=device)
+    bar = tqdm(total=n, initial=start, desc=f"{method_name}/{benchmark}/seed{seed} exps",
                position=position, leave=False, disable=not progress)
-    for exp in bar:
+    for i in range(start, n):
         t = time.time()
-        strategy.train(exp)
+        strategy.train(train_exps[i])
         train_time += time.time() - t
-        last = strategy.eval(bm.test_stream)
+        last = {k: float(v) for k, v in strategy.eval(bm.test_stream).items()
+                if isinstance(v, (int, float))}
         row: list[Optional[float]] = [None] * n
-        for key, value in last.items():
-            m = _ACC_EXP.match(key)
+        for name, value in last.items():
+            m = _ACC_EXP.match(name)
             if m:
                 row[int(m.group(1))] = float(value)
         matrix.append(row)
+        bar.update(1)
+        if save_ck:
+            try:
+                state = strategy_state(strategy)
+            except UnsupportedStateError as err:  # this method's state is not plain data
+                save_ck, checkpoint_note = False, f"off: {err}"
+            else:
+                save_checkpoint(ck_path, {"key": key, "done": i + 1, "strategy": state, "matrix": matrix,
+                                          "last": last, "train_time_s": train_time})
     bar.close()
     final = matrix[-1]
     done = [v for v in final if v is not None]
@@ -254,7 +363,11 @@ def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, p
         "n_experiences": n,
         "cifar10_source": getattr(bm, "cifar10_source", None),
         "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "checkpoints": checkpoint_note,
     }
+    if start:
+        result["resumed_after_experience"] = start
     png = accuracy_matrix_png(matrix, f"{method_name} on {info.label}, seed {seed}")
     atomic_write_bytes(Path(out) / "plots" / f"{method_name}__{benchmark}__seed{seed}.png", png)
     _log_matrix_image(tb_logger, png)

@@ -3,7 +3,9 @@
 Per (method, benchmark): mean and standard deviation over seeds of the final
 average accuracy (mean over experiences of the last row of the accuracy
 matrix) and of Avalanche's ``StreamForgetting``; the published figure(s) and
-source beside ours, from ``reproduce/published.json``.
+source beside ours, from ``reproduce/published.json``. :func:`summary_png`
+draws the same table as a bar chart (one panel per benchmark, error bars =
+standard deviation over seeds).
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from typing import Iterable, Optional
 
 from .presets import GRID_BENCHMARKS
 
-__all__ = ["load_published", "aggregate", "render_markdown", "render_csv", "fmt_mean_std"]
+__all__ = ["load_published", "aggregate", "render_markdown", "render_csv", "fmt_mean_std",
+           "summary_png"]
 
 PUBLISHED_FILE = Path(__file__).with_name("published.json")
 
@@ -139,4 +142,50 @@ def render_csv(rows: list[dict], published: Optional[dict] = None) -> str:
                     ";".join(r["problems"]) or "ok",
                     ";".join(str(f["value"]) for f in figs),
                     " | ".join(f["source"] for f in figs)])
+    return buf.getvalue()
+
+
+def summary_png(rows: list[dict], *, title: str = "Table 1", published: Optional[dict] = None) -> bytes:
+    """Bar chart of final average accuracy (%) per method, one panel per
+    benchmark, error bars = std over seeds; published figures as black ticks.
+    Rows without a successful seed show their problem instead of a bar."""
+    import io as _io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    published = load_published() if published is None else published
+    benches: list[str] = []
+    for r in rows:
+        if r["benchmark"] not in benches:
+            benches.append(r["benchmark"])
+    n = max(1, len(benches))
+    width = max(3.2, 0.55 * max((sum(r["benchmark"] == b for r in rows) for b in benches), default=1) + 1.2)
+    fig, axes = plt.subplots(1, n, figsize=(width * n, 3.6), dpi=90, squeeze=False)
+    for ax, bench in zip(axes[0], benches):
+        rs = [r for r in rows if r["benchmark"] == bench]
+        xs = list(range(len(rs)))
+        means = [100 * r["acc_mean"] if r["acc_mean"] is not None else 0.0 for r in rs]
+        errs = [100 * r["acc_std"] if r["acc_std"] is not None else 0.0 for r in rs]
+        ax.bar(xs, means, yerr=errs, capsize=3, color="tab:blue", alpha=0.8)
+        for x, r, m in zip(xs, rs, means):
+            if r["n_seeds"] == 0:
+                ax.text(x, 2, ", ".join(r["problems"]) or "no result", rotation=90, ha="center",
+                        va="bottom", fontsize=7, color="tab:red")
+            else:
+                ax.text(x, m + 1, f"{m:.1f}\n({r['n_seeds']})", ha="center", va="bottom", fontsize=6)
+            for fig_ in published.get((r["method"], bench), []):
+                ax.plot([x - 0.4, x + 0.4], [100 * fig_["value"]] * 2, color="black", lw=1)
+        ax.set_xticks(xs)
+        ax.set_xticklabels([r["method"] for r in rs], rotation=45, ha="right", fontsize=7)
+        ax.set_ylim(0, 115)
+        ax.set_title(rs[0]["label"] if rs else bench, fontsize=8)
+        ax.set_ylabel("final average accuracy (%)", fontsize=7)
+    fig.suptitle(f"{title}: mean ± std over seeds (n); black: published", fontsize=8)
+    fig.tight_layout()
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
     return buf.getvalue()

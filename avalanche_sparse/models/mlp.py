@@ -18,10 +18,10 @@ from torch import Tensor, nn
 __all__ = ["MLP", "MultiHeadMLP", "SmallCNN", "MultiHeadSmallCNN", "mlp_trunk", "cnn_trunk"]
 
 
-def _check_sizes(hidden_sizes: Sequence[int]) -> list[int]:
+def _check_sizes(hidden_sizes: Sequence[int], name: str = "hidden_sizes") -> list[int]:
     sizes = list(hidden_sizes)
     if not sizes or any(not isinstance(h, int) or h < 1 for h in sizes):
-        raise ValueError(f"hidden_sizes must be a non-empty list of ints >= 1, got {hidden_sizes!r}")
+        raise ValueError(f"{name} must be a non-empty list of ints >= 1, got {hidden_sizes!r}")
     return sizes
 
 
@@ -74,8 +74,12 @@ def cnn_trunk(
 
     :return: the trunk and its output width.
     """
-    chans = _check_sizes(channels)
+    chans = _check_sizes(channels, "channels")
     _check_dropout(dropout)
+    for name, value, low in (("in_channels", in_channels, 1), ("hidden_size", hidden_size, 1),
+                             ("image_size", image_size, 2 ** len(chans))):
+        if not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
     layers: list[nn.Module] = []
     prev, size = in_channels, image_size
     for c in chans:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from reproduce.report import aggregate, fmt_mean_std, render_csv, render_markdown
+from reproduce.report import aggregate, fmt_mean_std, render_csv, render_markdown, summary_png
 
 
 def _cell(method, bench, seed, acc, fgt=0.1, status="ok"):
@@ -34,3 +34,17 @@ def test_published_column_and_failures():
 def test_benchmarks_are_ordered_as_in_the_grid():
     rows = aggregate([_cell("naive", "split_cifar10_class", 0, 0.2), _cell("naive", "permuted_mnist", 0, 0.8)])
     assert [r["benchmark"] for r in rows] == ["permuted_mnist", "split_cifar10_class"]
+
+
+def test_summary_png_has_a_panel_per_benchmark_and_shows_failures():
+    import io
+
+    from PIL import Image
+
+    cells = [_cell("naive", "split_mnist_task", s, a) for s, a in enumerate([0.8, 0.9])]
+    cells += [_cell("ewc", "split_mnist_task", 0, None, status="failed"),
+              _cell("naive", "permuted_mnist", 0, 0.5)]
+    rows = aggregate(cells)
+    one = Image.open(io.BytesIO(summary_png(rows[:1], published={})))
+    two = Image.open(io.BytesIO(summary_png(rows, published={})))
+    assert two.size[0] > one.size[0] and two.size[1] == one.size[1]

@@ -59,7 +59,11 @@ def test_grid_writes_cells_table_plots_and_tensorboard(data_root, tmp_path):
     csv = (out / "table1.csv").read_text().splitlines()
     assert csv[0].startswith("benchmark,label,method") and len(csv) == 7
     assert (out / "plots" / "naive__split_mnist_task__seed0.png").stat().st_size > 1000
-    assert list((out / "tb" / "naive" / "split_mnist_task" / "seed0").glob("events.out.tfevents.*"))
+    for m in ("naive", "ewc"):  # tensorboard --logdir OUT/tb: every cell, plus the summary
+        for b in ("permuted_mnist", "split_mnist_task", "split_cifar10_class"):
+            assert list((out / "tb" / m / b / "seed0").glob("events.out.tfevents.*")), (m, b)
+    assert len(list((out / "tb" / "summary").glob("events.out.tfevents.*"))) == 1
+    assert (out / "table1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_resume_skips_finished_cells_and_gives_same_table(data_root, tmp_path, monkeypatch):
@@ -69,9 +73,11 @@ def test_resume_skips_finished_cells_and_gives_same_table(data_root, tmp_path, m
     table = (out / "table1.csv").read_text()
     # simulate a crash that lost one cell: it alone is recomputed
     (out / "cells/naive/permuted_mnist/seed0.json").unlink()
+    import reproduce.grid as G
+
     calls = []
-    real = T.run_cell
-    monkeypatch.setattr(T, "run_cell", lambda *a, **k: calls.append(a[:3]) or real(*a, **k))
+    real = G.run_cell
+    monkeypatch.setattr(G, "run_cell", lambda *a, **k: calls.append(a[:3]) or real(*a, **k))
     assert _run(data_root, out, "--methods", "naive", "--benchmarks", "split_mnist_task", "permuted_mnist") == 0
     assert calls == [("naive", "permuted_mnist", 0)]
     again = _cells(out)
@@ -88,7 +94,8 @@ def test_same_seed_same_numbers(data_root, tmp_path):
         assert _run(data_root, tmp_path / name, "--methods", "ewc", "--benchmarks", "permuted_mnist") == 0
     a = _cells(tmp_path / "a")["cells/ewc/permuted_mnist/seed0.json"]
     b = _cells(tmp_path / "b")["cells/ewc/permuted_mnist/seed0.json"]
-    assert a["acc_matrix"] == b["acc_matrix"] and a["forgetting"] == b["forgetting"]
+    for key in ("acc_matrix", "avg_acc", "stream_acc", "forgetting", "bwt", "hparams"):
+        assert a[key] == b[key], key  # bit-identical: floats compared with ==
     assert _run(data_root, tmp_path / "c", "--methods", "ewc", "--benchmarks", "permuted_mnist",
                 "--seeds", "1") == 0
     c = _cells(tmp_path / "c")["cells/ewc/permuted_mnist/seed1.json"]
@@ -131,14 +138,70 @@ def test_cifar_not_staged_marks_cells_and_exits_zero(mnist_only_root, tmp_path):
     assert "data not staged" in md and "avalanche_sparse.benchmarks.data fetch" in md
 
 
-def test_output_dir_of_another_preset_is_refused(data_root, tmp_path):
+def _main(preset, root, out, *extra):
+    return T.main(["--preset", preset, "--root", str(root), "--out", str(out), "--no-progress", *extra])
+
+
+def test_output_dir_with_another_protocol_is_refused(data_root, tmp_path):
+    out = tmp_path / "run"
+    assert _run(data_root, out, "--methods", "naive", "--benchmarks", "permuted_mnist") == 0
+    # tiny2 changes permuted_mnist's lr: its finished results would be mixed
+    with pytest.raises(SystemExit, match="preset 'tiny' whose protocol for permuted_mnist differs.*--force"):
+        _main("tiny2", data_root, out, "--methods", "naive", "--benchmarks", "permuted_mnist")
+    # ... even when this run only touches another benchmark (the table shows them all)
+    with pytest.raises(SystemExit, match="permuted_mnist differs"):
+        _main("tiny2", data_root, out, "--methods", "naive", "--benchmarks", "split_mnist_task")
+    assert _main("tiny2", data_root, out, "--methods", "naive", "--benchmarks", "permuted_mnist", "--force") == 0
+    rec = json.loads((out / "run.json").read_text())
+    assert rec["benchmarks"]["permuted_mnist"] == T.protocol_fingerprint(
+        presets.PRESETS["tiny2"]["benchmarks"]["permuted_mnist"])
+
+
+def test_unchanged_benchmarks_stay_usable_when_the_preset_grows(data_root, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    assert _run(data_root, out, "--methods", "naive", "--benchmarks", "permuted_mnist") == 0
+    # a benchmark and a method added to the preset: finished cells are kept and reused
+    grown = json.loads(json.dumps(TINY))
+    grown["benchmarks"]["split_mnist_class"] = dict(grown["benchmarks"]["permuted_mnist"], n_experiences=2)
+    monkeypatch.setitem(presets.PRESETS, "tiny", grown)
+    monkeypatch.setitem(S.REGISTRY, "naive2", S.REGISTRY["naive"])
+    before = (out / "cells/naive/permuted_mnist/seed0.json").read_text()
+    assert _run(data_root, out, "--methods", "naive", "naive2",
+                "--benchmarks", "permuted_mnist", "split_mnist_class") == 0
+    assert (out / "cells/naive/permuted_mnist/seed0.json").read_text() == before
+    assert len(list(out.glob("cells/*/*/seed0.json"))) == 4
+    rec = json.loads((out / "run.json").read_text())
+    assert set(rec["benchmarks"]) >= {"split_mnist_task", "split_mnist_class", "permuted_mnist"}
+
+
+@pytest.mark.parametrize("changed,refused", [(False, False), (True, True)])
+def test_old_run_json_format_is_read(data_root, tmp_path, changed, refused):
     out = tmp_path / "run"
     assert _run(data_root, out, "--methods", "naive", "--benchmarks", "split_mnist_task") == 0
-    with pytest.raises(SystemExit, match="holds results of preset 'tiny'.*--force"):
-        T.main(["--preset", "tiny2", "--root", str(data_root), "--out", str(out), "--no-progress",
-                "--methods", "naive", "--benchmarks", "split_mnist_task"])
-    assert T.main(["--preset", "tiny2", "--root", str(data_root), "--out", str(out), "--no-progress",
-                   "--methods", "naive", "--benchmarks", "split_mnist_task", "--force"]) == 0
+    # the first format: preset name + one fingerprint over the whole preset
+    (out / "run.json").write_text(json.dumps({"preset": "tiny", "fingerprint": "0123456789abcdef"}))
+    if changed:
+        presets.PRESETS["tiny2"]["benchmarks"]["split_mnist_task"]["lr"] = 0.2
+    if refused:
+        with pytest.raises(SystemExit, match="split_mnist_task differs"):
+            _main("tiny2", data_root, out, "--methods", "naive", "--benchmarks", "split_mnist_task")
+    else:
+        assert _main("tiny2", data_root, out, "--methods", "naive", "--benchmarks", "split_mnist_task") == 0
+        assert json.loads((out / "run.json").read_text())["format"] == 2
+
+
+def test_committed_full_results_match_the_full_preset(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    committed = Path(T.__file__).parent / "results" / "full"
+    if not (committed / "cells").is_dir():
+        pytest.skip("no committed full results")
+    out = tmp_path / "full"
+    shutil.copytree(committed / "cells", out / "cells")
+    if (committed / "run.json").exists():
+        shutil.copy(committed / "run.json", out / "run.json")
+    T.check_out_dir(out, "full", presets.get_preset("full"), force=False)
 
 
 @pytest.mark.parametrize("args,match", [

@@ -96,7 +96,7 @@ from torch import Tensor, nn
 from avalanche_sparse.layers.sparse_weights import SparseWeightsBase
 
 __all__ = ["SynapseGrowthPlugin", "sparse_layers", "NO_OWNER", "INITIAL_OWNER",
-           "register_sparse_growth"]
+           "growth_schedule", "growth_plugin_from_hparams", "register_sparse_growth"]
 
 #: ownership value of an entry that is not a synapse (pruned)
 NO_OWNER = -2
@@ -522,16 +522,133 @@ class SynapseGrowthPlugin(SupervisedPlugin):
         self.history = [dict(h) for h in state["history"]]
 
 
+# ------------------------------------------------------------------ registry
+#: hparam key of the sparse FC layers' density in the ``sparse_mlp`` recipe (the
+#: seed's ``weight_sparsity_fc``: fraction of NON-zero weights)
+DENSITY_KEY = "weight_sparsity_fc"
+
+#: defaults of the ``sparse_growth`` row (merged over ``sparse_mlp``'s hparams)
+GROWTH_HPARAMS: dict[str, Any] = {
+    "growth_share": 0.5,            # share of the final connectivity that is grown (rest: initial)
+    "growth_criterion": "gradient",
+    "growth_grad_batches": 4,
+    "growth_consolidation": "freeze",
+    "growth_lr_scale": 0.1,
+    "growth_prune_fraction": 0.0,   # 0: the final parameter count equals sparse_mlp's
+}
+
+#: the benchmarks the row is defined for
+GROWTH_BENCHMARKS = ("permuted_mnist", "split_mnist_class", "split_mnist_task")
+
+
+def growth_schedule(final_density: float, n_experiences: int, share: float) -> tuple[float, float]:
+    r"""Initial density and per-experience growth fraction that reach
+    ``final_density`` after the last experience, growing from the second
+    experience on:
+
+    .. math::
+
+        d_0 = d\,(1 - \text{share}), \qquad
+        g = \frac{d\,\text{share}}{T - 1}
+
+    (with one experience nothing is grown: :math:`d_0 = d`). The plugin's cap
+    ``max_density`` is :math:`d`, so rounding never takes a layer above it.
+    """
+    d = _fraction(final_density, "final_density", low_open=True, high_open=False)
+    share = _fraction(share, "growth_share", low_open=True, high_open=True)
+    if isinstance(n_experiences, bool) or not isinstance(n_experiences, Integral) or n_experiences < 1:
+        raise ValueError(f"n_experiences must be an integer >= 1, got {n_experiences!r}")
+    if n_experiences == 1:
+        return d, d * share
+    return d * (1.0 - share), d * share / (n_experiences - 1)
+
+
+def _base_method():
+    from .registry import REGISTRY
+
+    if "sparse_mlp" not in REGISTRY:
+        raise KeyError("sparse_growth builds on the 'sparse_mlp' method, which is not registered; "
+                       "import the module that registers it first")
+    return REGISTRY["sparse_mlp"]
+
+
+def _growth_context(ctx):
+    """``ctx`` with hparams: protocol < sparse_mlp's < sparse_growth's, and the
+    initial density in :data:`DENSITY_KEY`; the final density (sparse_mlp's)
+    goes to ``growth_final_density``."""
+    import dataclasses
+
+    base = _base_method()
+    bench = getattr(ctx.benchmark, "name", None)
+    hp = dict(ctx.hparams)
+    mine = {k: hp[k] for k in hp if k.startswith("growth_")}
+    hp.update(base.hparams)
+    hp.update(base.hparams_by_benchmark.get(bench, {}))
+    hp.update(mine)
+    final = float(hp.get("growth_final_density", hp.get(DENSITY_KEY, 0.1)))
+    d0, g = growth_schedule(final, int(ctx.benchmark.n_experiences), float(hp["growth_share"]))
+    hp.update({DENSITY_KEY: d0, "growth_final_density": final, "growth_fraction": g})
+    return dataclasses.replace(ctx, hparams=hp)
+
+
+def growth_plugin_from_hparams(hp: dict, seed: int = 0) -> SynapseGrowthPlugin:
+    """The plugin of the ``sparse_growth`` row from merged hparams."""
+    return SynapseGrowthPlugin(
+        grow_fraction=float(hp["growth_fraction"]),
+        max_density=float(hp["growth_final_density"]),
+        criterion=hp["growth_criterion"],
+        grad_batches=int(hp["growth_grad_batches"]),
+        consolidation=hp["growth_consolidation"],
+        lr_scale=float(hp["growth_lr_scale"]),
+        prune_fraction=float(hp["growth_prune_fraction"]),
+        seed=int(seed),
+    )
+
+
 def register_sparse_growth():
     """Register the ``sparse_growth`` row of Table 1 when
-    ``avalanche_sparse.models.SparseMLP`` exists; return the ``Method`` or
-    ``None`` (no error) when it does not. Filled in once the sparse-network
-    method (``sparse_mlp``) is on the same branch."""
+    ``avalanche_sparse.models.SparseMLP`` exists; return the ``Method``, or
+    ``None`` (no error) when it does not.
+
+    The row is ``sparse_mlp``'s recipe (model, optimizer, plugins, strategy
+    arguments) built at the initial density :math:`d_0` of
+    :func:`growth_schedule`, plus a :class:`SynapseGrowthPlugin` that grows
+    back to ``sparse_mlp``'s density by the last experience (cap = that
+    density, no pruning): equal final connectivity of the sparse layers."""
     try:
         from avalanche_sparse.models import SparseMLP  # noqa: F401
     except ImportError:
         return None
-    return None
+    from .registry import REGISTRY, Method, register
+
+    if "sparse_growth" in REGISTRY:
+        return REGISTRY["sparse_growth"]
+
+    def model(ctx):
+        return _base_method().model(_growth_context(ctx))
+
+    def optimizer(model_, ctx):
+        return _base_method().optimizer(model_, _growth_context(ctx))
+
+    def plugins(ctx):
+        gctx = _growth_context(ctx)
+        return list(_base_method().plugins(gctx)) + [growth_plugin_from_hparams(gctx.hparams, ctx.seed)]
+
+    def strategy_kwargs(ctx):
+        return _base_method().strategy_kwargs(_growth_context(ctx))
+
+    return register(Method(
+        name="sparse_growth",
+        description="sparse MLP that grows synapses for each new experience (gradient criterion) "
+                    "and freezes those of earlier ones, up to sparse_mlp's connectivity",
+        model=model,
+        optimizer=optimizer,
+        plugins=plugins,
+        strategy="avalanche.training.Naive",
+        strategy_kwargs=strategy_kwargs,
+        hparams=dict(GROWTH_HPARAMS),
+        benchmarks=GROWTH_BENCHMARKS,
+    ))
 
 
 register_sparse_growth()

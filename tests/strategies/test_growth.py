@@ -460,3 +460,70 @@ def test_freeze_zeroes_gradients_of_consolidated_synapses():
         own = plugin.owner[name]
         assert (g[own == INITIAL_OWNER] == 0).all()
         assert (g[own == NO_OWNER] != 0).any()  # untouched elsewhere (dense gradient)
+
+
+# ------------------------------------------------------------------ registry
+def test_growth_schedule():
+    from avalanche_sparse.strategies.growth import growth_schedule
+
+    d0, g = growth_schedule(0.1, 5, 0.4)
+    assert d0 == pytest.approx(0.06) and g == pytest.approx(0.01)
+    assert d0 + 4 * g == pytest.approx(0.1)
+    assert growth_schedule(0.1, 1, 0.5)[0] == 0.1
+    with pytest.raises(ValueError, match="growth_share"):
+        growth_schedule(0.1, 5, 1.0)
+    with pytest.raises(ValueError, match="n_experiences"):
+        growth_schedule(0.1, 0, 0.5)
+
+
+def test_sparse_growth_not_registered_without_sparse_mlp_model():
+    import avalanche_sparse.models as models
+    from avalanche_sparse.strategies import available_methods
+    from avalanche_sparse.strategies.growth import register_sparse_growth
+
+    if hasattr(models, "SparseMLP"):
+        assert "sparse_growth" in available_methods()
+    else:
+        assert register_sparse_growth() is None
+        assert "sparse_growth" not in available_methods()
+
+
+def test_sparse_growth_registers_on_a_sparse_mlp(monkeypatch, tiny_benchmark):
+    """With a stand-in SparseMLP and sparse_mlp recipe, sparse_growth builds the
+    model at the initial density, grows back to sparse_mlp's and trains."""
+    import avalanche_sparse.models as models
+    import avalanche_sparse.strategies as S
+    from avalanche_sparse.benchmarks.scenarios import BenchmarkInfo
+    from avalanche_sparse.strategies import growth as G
+
+    def sparse_model(ctx):
+        return TinySparse(density=float(ctx.hparams["weight_sparsity_fc"]))
+
+    fake = S.Method(name="sparse_mlp", description="stand-in", model=sparse_model,
+                    optimizer=S.default_optimizer, hparams={"weight_sparsity_fc": 0.5, "lr": 0.02})
+    monkeypatch.setattr(models, "SparseMLP", TinySparse, raising=False)
+    monkeypatch.setitem(S.REGISTRY, "sparse_mlp", fake)
+    if "sparse_growth" in S.REGISTRY:
+        monkeypatch.delitem(S.REGISTRY, "sparse_growth")
+    method = G.register_sparse_growth()
+    monkeypatch.setitem(S.REGISTRY, "sparse_growth", method)  # removed again after the test
+    assert S.get_method("sparse_growth") is method
+    assert method.benchmarks == ("permuted_mnist", "split_mnist_class", "split_mnist_task")
+
+    info = BenchmarkInfo(name="tiny", input_shape=(1, 4, 4), n_classes=4, n_experiences=2,
+                         scenario="class", label="tiny")
+    protocol = {"optimizer": "adam", "lr": 1e-3, "train_epochs": 1, "train_mb_size": 16,
+                "eval_mb_size": 64, "hidden_sizes": [8]}
+    ctx = S.MethodContext(benchmark=info, hparams=S.resolve_hparams(method, "tiny", protocol))
+    strat = S.build_strategy(method, ctx)
+    assert strat.optimizer.param_groups[0]["lr"] == 0.02  # sparse_mlp's hparams win over the protocol
+    plugin = [p for p in strat.plugins if isinstance(p, SynapseGrowthPlugin)][0]
+    assert plugin.max_density == 0.5 and plugin.grow_fraction == pytest.approx(0.25)
+    conn0 = plugin.connectivity(strat.model)
+    assert conn0["fc1"] == pytest.approx(0.25)  # initial density d * (1 - share)
+    for exp in tiny_benchmark.train_stream:
+        strat.train(exp)
+    final = plugin.connectivity(strat.model)
+    reference = sparse_model(S.MethodContext(benchmark=info, hparams={"weight_sparsity_fc": 0.5}))
+    for name in ("fc1", "fc2"):  # equal final connectivity to the sparse_mlp recipe
+        assert final[name] == pytest.approx(float((~getattr(reference, name).zero_mask).float().mean()))

@@ -212,10 +212,11 @@ class SynapseGrowthPlugin(SupervisedPlugin):
         self.lr_scale = _fraction(lr_scale, "lr_scale", low_open=True, high_open=True)
         self.prune_fraction = _fraction(prune_fraction, "prune_fraction", low_open=False, high_open=True)
         self.init = _choice(init, "init", _INITS)
-        init_scale = float(init_scale) if isinstance(init_scale, Real) and not isinstance(init_scale, bool) else init_scale
-        if not isinstance(init_scale, float) or not math.isfinite(init_scale) or init_scale <= 0.0:
+        if isinstance(init_scale, bool) or not isinstance(init_scale, Real):
+            raise TypeError(f"init_scale must be a real number, got {init_scale!r}")
+        if not math.isfinite(float(init_scale)) or init_scale <= 0.0:
             raise ValueError(f"init_scale must be a finite real > 0, got {init_scale!r}")
-        self.init_scale = init_scale
+        self.init_scale = float(init_scale)
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
         if isinstance(seed, bool) or not isinstance(seed, Integral):

@@ -427,6 +427,8 @@ def test_bad_argument_types():
         SynapseGrowthPlugin(max_density="0.1")
     with pytest.raises(TypeError):
         SynapseGrowthPlugin(0.01)  # keyword-only
+    with pytest.raises(TypeError, match="init_scale"):
+        SynapseGrowthPlugin(init_scale="0.1")
 
 
 def test_model_without_sparse_layers(tiny_benchmark):

@@ -9,6 +9,8 @@ trained on a continual benchmark three or four ways, interleaved per seed:
   grows ``d * share / (T - 1)`` per experience (gradient criterion) and freezes
   earlier synapses, ending at ``d`` (same non-zero weights as ``fixed``);
 * ``growth_random``: the same with the random criterion;
+* ``growth_scale``: gradient criterion, earlier synapses trained at 0.1 x lr
+  instead of frozen;
 * ``dense``: a dense ReLU MLP whose width gives about the same parameter count.
 
 Usage::
@@ -96,7 +98,8 @@ def _run(kind: str, bench, args, seed: int) -> tuple[float, int]:
         if kind.startswith("growth"):
             plugins.append(SynapseGrowthPlugin(
                 grow_fraction=g, max_density=args.density,
-                criterion="random" if kind == "growth_random" else "gradient", seed=seed))
+                criterion="random" if kind == "growth_random" else "gradient",
+                consolidation="scale" if kind == "growth_scale" else "freeze", lr_scale=0.1, seed=seed))
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     strat = Naive(model=model, optimizer=opt, criterion=nn.CrossEntropyLoss(), train_mb_size=args.mb,
                   train_epochs=args.epochs, eval_mb_size=1024, plugins=plugins,
@@ -123,7 +126,8 @@ def main(argv=None) -> dict:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--mb", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--kinds", nargs="+", default=["fixed", "growth", "growth_random", "dense"])
+    p.add_argument("--kinds", nargs="+", default=["fixed", "growth", "growth_random", "dense"],
+                   help="any of fixed, growth, growth_random, growth_scale, dense")
     args = p.parse_args(argv)
     from avalanche_sparse.benchmarks import permuted_mnist, split_mnist
 

@@ -15,6 +15,7 @@ from .dendrites import (  # noqa: E402
     SafeSynapticIntelligencePlugin,
 )
 from .dendrite_analysis import DendriteAnalysisPlugin  # noqa: E402
+from .growth import SynapseGrowthPlugin
 from .registry import (
     REGISTRY,
     Method,
@@ -41,6 +42,7 @@ __all__ = [
     "resolve_hparams",
     "EpochProgressPlugin",
     "SDMPlugin",
+    "SynapseGrowthPlugin",
 ]
 __all__ += ["PrototypeContextPlugin", "OptimizerResetPlugin", "RezeroAfterStepPlugin",
             "SafeSynapticIntelligencePlugin", "DendriteAnalysisPlugin"]

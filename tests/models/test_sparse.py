@@ -121,7 +121,7 @@ def test_multi_head_models_route_by_task(tiny_benchmark):
     assert torch.allclose(out[1, :2], m(x[1:2], 1)[0, :2], atol=1e-6)
     assert torch.allclose(out[0, :2], m(x[0:1], 0)[0, :2], atol=1e-6)
     assert not torch.allclose(m(x, 0)[:, :2], m(x, 1)[:, :2])
-    c = MultiHeadSparseCNN(1, 3, image_size=10, channels=(4,), hidden_units=8, dropout=0.0, seed=0)
+    c = MultiHeadSparseCNN(1, 3, image_size=10, channels=(10,), hidden_units=10, dropout=0.0, seed=0)
     assert c(torch.randn(2, 1, 10, 10), 0).shape == (2, 3)
 
 

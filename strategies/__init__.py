@@ -6,6 +6,7 @@ built-in methods.
 """
 from . import baselines  # noqa: F401  (registers naive, ewc, si, joint)
 from .progress import EpochProgressPlugin
+from .sparse import SparseNetworkPlugin  # registers sparse_mlp, dense_mlp, sparse_cnn, dense_cnn
 from .registry import (
     REGISTRY,
     Method,
@@ -31,4 +32,5 @@ __all__ = [
     "register",
     "resolve_hparams",
     "EpochProgressPlugin",
+    "SparseNetworkPlugin",
 ]

@@ -190,8 +190,8 @@ SEED_SPLIT_CIFAR10 = {
 #: on subsampled protocols (the quick preset) the networks are shrunk so that
 #: a cell stays well under a minute on 2 CPU cores; everything else is kept
 QUICK_PERMUTED_MNIST = {"hidden_units": 256, "percent_on_fc": 0.016, "train_epochs": 1}  # k = 4 as the seed
-QUICK_SPLIT_MNIST = {"hidden_units": 256}
-QUICK_CNN = {"channels": [16, 32], "hidden_units": 128, "percent_on_conv": 0.25}
+QUICK_SPLIT_MNIST = {"hidden_units": 256, "percent_on_fc": 0.125}  # k = 32 as the seed
+QUICK_CNN = {"channels": [8, 16], "hidden_units": 64, "percent_on_conv": 0.25}
 
 
 def seed_settings(full: dict, quick: dict):

@@ -149,16 +149,18 @@ def _bisect_threshold(b: Tensor, k: int, dim: int) -> Tensor | None:
     buf = torch.empty(b.shape, dtype=b.dtype)
     kt = torch.tensor(float(k), dtype=b.dtype)
     c_lo = torch.full_like(lo, float(n))
-    up = torch.empty_like(lo)
+    # bracket [lo, lo + 2h): lo only moves to a cut with >= k values at or
+    # above it, so #{b >= lo} = c_lo >= k holds exactly throughout
+    h = span.mul_(0.5)
+    mid, c, up = torch.empty_like(lo), torch.empty_like(lo), torch.empty_like(lo)
     rows_total = c_lo.numel()
     for p in range(_BISECT_MAX_PASSES):
-        mid = torch.lerp(lo, hi, 0.5)
-        c = torch.ge(b, mid, out=buf).sum(dim, keepdim=True)
+        torch.add(lo, h, out=mid)
+        torch.sum(torch.ge(b, mid, out=buf), dim, keepdim=True, out=c)
         torch.ge(c, kt, out=up)
-        # lerp with a 0/1 weight selects exactly: w = 0 -> start, w = 1 -> end
-        lo = torch.lerp(lo, mid, up)
-        hi = torch.lerp(mid, hi, up)
-        c_lo = torch.lerp(c_lo, c, up)
+        lo.addcmul_(up, h)  # + h (exactly mid) where up = 1, + 0 elsewhere
+        c_lo.lerp_(c, up)  # lerp with a 0/1 weight selects exactly
+        h.mul_(0.5)
         if p >= _BISECT_FIRST_CHECK:
             left = rows_total - int(torch.eq(c_lo, kt).sum())
             if left == 0:

@@ -25,6 +25,11 @@ in training), forward + backward with one distinct context per sample (the
 general case), and a full training step (+ Adam step + re-zeroing); then
 estimates the CPU time of the full preset's ``dendrites`` cell from the step
 time (10 tasks x 3 epochs x 235 steps).
+Section "sparse layers" (:mod:`reproduce.speed_layers`): forward + backward of
+``SparseWeights(Linear) -> KWinners`` against ``Linear -> ReLU`` at 784x1000
+and 1000x1000, batch 128 (interleaved medians), and the ratio sparse / dense
+(target <= 1.15). ``--only-layers`` runs this section alone (no data needed),
+``--skip-layers`` skips it.
 """
 from __future__ import annotations
 
@@ -41,7 +46,7 @@ if __package__ in (None, ""):
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-__all__ = ["mlp", "bare_epoch", "naive_epoch", "dendrite_step_times", "main"]
+__all__ = ["mlp", "bare_epoch", "naive_epoch", "dendrite_step_times", "layers_section", "main"]
 
 BATCH = 128
 
@@ -188,6 +193,9 @@ def main(argv=None) -> int:
     p.add_argument("--section", choices=("data", "dendrites"), default="data",
                    help="data: the scenario/epoch comparison (default); dendrites: DendriticMLP step times")
     p.add_argument("--repeats", type=int, default=5, help="repeats of each dendrites timing (>= 1)")
+    p.add_argument("--skip-layers", action="store_true", help="do not measure the sparse layers")
+    p.add_argument("--only-layers", action="store_true", help="measure the sparse layers only")
+    p.add_argument("--layer-repeats", type=int, default=200, help="repeats of the layer benchmark")
     args = p.parse_args(argv)
     if args.repeats < 1:
         raise SystemExit(f"error: --repeats must be >= 1, got {args.repeats}")
@@ -202,10 +210,13 @@ def main(argv=None) -> int:
     from avalanche_sparse.benchmarks.scenarios import MNIST_MEAN, MNIST_STD, mnist_tensors, pixel_permutations
     from avalanche_sparse.benchmarks.data import mnist_raw_dir, resolve_root
 
-    root = resolve_root(args.root)
     res: dict = {"threads": torch.get_num_threads(), "torch": torch.__version__,
                  "machine": platform.processor() or platform.machine(), "batch": BATCH,
                  "epochs": args.epochs}
+    if args.only_layers:
+        res["layers"] = layers_section(args.layer_repeats)
+        return _finish(res, args, argv)
+    root = resolve_root(args.root)
     t = time.perf_counter()
     ours = permuted_mnist(1, seed=0, root=root)
     res["build_ours_s"] = time.perf_counter() - t
@@ -228,6 +239,26 @@ def main(argv=None) -> int:
     res["ours_vs_bare"] = res["ours_epoch_s"] / res["bare_epoch_s"]
     for k, v in res.items():
         print(f"{k:16s} {v:.3f}" if isinstance(v, float) else f"{k:16s} {v}")
+    if not args.skip_layers:
+        res["layers"] = layers_section(args.layer_repeats)
+    return _finish(res, args, argv)
+
+
+def layers_section(repeats: int = 200) -> list[dict]:
+    """Sparse-layer overhead (see the module docstring); prints the table and
+    the ratio sparse / dense per size, returns the rows."""
+    from reproduce.speed_layers import bench_kwinners, format_table
+
+    print("\n== sparse layers: SparseWeights(Linear) + KWinners vs Linear + ReLU, fwd+bwd ==")
+    rows = bench_kwinners(sizes=((784, 1000), (1000, 1000)), batch=BATCH, repeats=repeats)
+    print(format_table(rows))
+    for r in rows:
+        r["ratio"] = r["sparse_ms"] / r["dense_ms"]
+        print(f"{r['in']}x{r['out']}: sparse / dense = {r['ratio']:.3f} (target <= 1.15)")
+    return rows
+
+
+def _finish(res: dict, args, argv) -> int:
     if args.out:
         from avalanche_sparse.io import atomic_write_json
 

@@ -33,12 +33,15 @@ _kw_impl = importlib.import_module("avalanche_sparse.layers.kwinners")
 __all__ = ["bench_kwinners", "format_table", "main"]
 
 
+_clock = time.perf_counter
+
+
 def _fwd_bwd(model: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> float:
     for p in model.parameters():
         p.grad = None
-    t0 = time.perf_counter()
+    t0 = _clock()
     model(x).backward(grad)
-    return time.perf_counter() - t0
+    return _clock() - t0
 
 
 def bench_kwinners(
@@ -52,6 +55,7 @@ def bench_kwinners(
     break_ties: bool = False,
     threads: int | None = None,
     seed: int = 0,
+    clock: str = "wall",
 ) -> list[dict]:
     """Median forward+backward time (ms) of ``Linear -> ReLU`` and of
     ``SparseWeights(Linear) -> KWinners`` for each ``(in, out)`` in ``sizes``.
@@ -62,7 +66,16 @@ def bench_kwinners(
         ``kwinners_reference_ms`` (the same with the reference
         ``topk``/``masked_fill`` path forced, for comparison), ``relu_ms``
         (ReLU alone) and ``rezero_ms`` (one ``rezero_weights``).
+    :param clock: ``"wall"`` (``time.perf_counter``) or ``"thread"`` (CPU time
+        of the calling thread, ``time.thread_time``: insensitive to other
+        processes on a loaded machine, but only meaningful with ``threads=1``).
     """
+    global _clock
+    if clock not in ("wall", "thread"):
+        raise ValueError(f"clock must be 'wall' or 'thread', got {clock!r}")
+    if clock == "thread" and threads != 1:
+        raise ValueError("clock='thread' measures one thread: pass threads=1")
+    _clock = time.thread_time if clock == "thread" else time.perf_counter
     old_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -91,25 +104,25 @@ def bench_kwinners(
                 h = hs[i % pool].clone().requires_grad_()
                 td = _fwd_bwd(dense, x, grad)
                 ts = _fwd_bwd(sparse, x, grad)
-                t0 = time.perf_counter()
+                t0 = _clock()
                 kw_only(h).backward(grad)
-                tk = time.perf_counter() - t0
+                tk = _clock() - t0
                 h.grad = None
                 _kw_impl._use_fast_cpu = False
                 try:
-                    t0 = time.perf_counter()
+                    t0 = _clock()
                     kw_only(h).backward(grad)
-                    tkr = time.perf_counter() - t0
+                    tkr = _clock() - t0
                 finally:
                     _kw_impl._use_fast_cpu = True
                 h.grad = None
-                t0 = time.perf_counter()
+                t0 = _clock()
                 relu_only(h).backward(grad)
-                tr = time.perf_counter() - t0
+                tr = _clock() - t0
                 h.grad = None
-                t0 = time.perf_counter()
+                t0 = _clock()
                 sparse_lin.rezero_weights()
-                tz = time.perf_counter() - t0
+                tz = _clock() - t0
                 if i >= warmup:
                     for key, val in zip(keys, (td, ts, tk, tkr, tr, tz)):
                         timings[key].append(val * 1e3)
@@ -132,6 +145,7 @@ def bench_kwinners(
         return rows
     finally:
         torch.set_num_threads(old_threads)
+        _clock = time.perf_counter
 
 
 def format_table(rows: list[dict]) -> str:
@@ -158,10 +172,12 @@ def main(argv: Sequence[str] | None = None) -> list[dict]:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--break-ties", action="store_true")
     ap.add_argument("--boost-strength", type=float, default=1.0)
+    ap.add_argument("--clock", choices=("wall", "thread"), default="wall",
+                    help="wall time, or CPU time of the thread (with --threads 1; robust under load)")
     args = ap.parse_args(argv)
     rows = bench_kwinners(
         batch=args.batch, repeats=args.repeats, warmup=args.warmup, threads=args.threads,
-        break_ties=args.break_ties, boost_strength=args.boost_strength,
+        break_ties=args.break_ties, boost_strength=args.boost_strength, clock=args.clock,
     )
     print(format_table(rows))
     worst = max(r["overhead_pct"] for r in rows)

@@ -6,6 +6,7 @@ built-in methods.
 """
 from . import baselines  # noqa: F401  (registers naive, ewc, si, joint)
 from .progress import EpochProgressPlugin
+from .sparse import SparseNetworkPlugin  # registers sparse_mlp, dense_mlp, sparse_cnn, dense_cnn
 from . import sdm  # noqa: F401  (registers sdmlp, topk, sdmlp_ewc, sdmlp_sgdm, sdmlp_adam)
 from .sdm import SDMPlugin
 from .dendrites import (  # noqa: E402
@@ -15,7 +16,7 @@ from .dendrites import (  # noqa: E402
     SafeSynapticIntelligencePlugin,
 )
 from .dendrite_analysis import DendriteAnalysisPlugin  # noqa: E402
-from .growth import SynapseGrowthPlugin
+from .growth import SynapseGrowthPlugin  # after .sparse: registers sparse_growth on sparse_mlp
 from .registry import (
     REGISTRY,
     Method,
@@ -43,6 +44,7 @@ __all__ = [
     "EpochProgressPlugin",
     "SDMPlugin",
     "SynapseGrowthPlugin",
+    "SparseNetworkPlugin",
 ]
 __all__ += ["PrototypeContextPlugin", "OptimizerResetPlugin", "RezeroAfterStepPlugin",
             "SafeSynapticIntelligencePlugin", "DendriteAnalysisPlugin"]

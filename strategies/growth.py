@@ -574,18 +574,13 @@ def _base_method():
 
 
 def _growth_context(ctx):
-    """``ctx`` with hparams: protocol < sparse_mlp's < sparse_growth's, and the
-    initial density in :data:`DENSITY_KEY`; the final density (sparse_mlp's)
-    goes to ``growth_final_density``."""
+    """``ctx`` with the initial density in :data:`DENSITY_KEY`; the final
+    density (``sparse_mlp``'s, already merged into ``ctx.hparams`` because the
+    row carries ``sparse_mlp``'s hparams and per-benchmark overrides) goes to
+    ``growth_final_density``."""
     import dataclasses
 
-    base = _base_method()
-    bench = getattr(ctx.benchmark, "name", None)
     hp = dict(ctx.hparams)
-    mine = {k: hp[k] for k in hp if k.startswith("growth_")}
-    hp.update(base.hparams)
-    hp.update(base.hparams_by_benchmark.get(bench, {}))
-    hp.update(mine)
     final = float(hp.get("growth_final_density", hp.get(DENSITY_KEY, 0.1)))
     d0, g = growth_schedule(final, int(ctx.benchmark.n_experiences), float(hp["growth_share"]))
     hp.update({DENSITY_KEY: d0, "growth_final_density": final, "growth_fraction": g})
@@ -647,7 +642,11 @@ def register_sparse_growth():
         plugins=plugins,
         strategy="avalanche.training.Naive",
         strategy_kwargs=strategy_kwargs,
-        hparams=dict(GROWTH_HPARAMS),
+        # sparse_mlp's settings (defaults and per-benchmark, e.g. the seed's
+        # protocols) under the growth defaults: the grid merges them as for
+        # any row, twins (Fashion-MNIST) included
+        hparams={**_base_method().hparams, **GROWTH_HPARAMS},
+        hparams_by_benchmark=dict(_base_method().hparams_by_benchmark),
         benchmarks=GROWTH_BENCHMARKS,
     ))
 

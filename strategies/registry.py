@@ -70,7 +70,9 @@ class Method:
     :param strategy_kwargs: ``ctx -> dict`` of extra strategy arguments
         (``ewc_lambda``...).
     :param hparams: default hyper-parameters of the method.
-    :param hparams_by_benchmark: per-benchmark overrides.
+    :param hparams_by_benchmark: per-benchmark overrides: a dict, or a
+        callable ``protocol -> dict`` (overrides that depend on the preset's
+        protocol).
     :param benchmarks: benchmarks the method applies to (None: all).
     """
 
@@ -127,7 +129,10 @@ def resolve_hparams(method: Method, benchmark: str, protocol: dict) -> dict:
     """Merge protocol < method defaults < method per-benchmark overrides."""
     merged = dict(protocol)
     merged.update(method.hparams)
-    merged.update(method.hparams_by_benchmark.get(benchmark, {}))
+    extra = method.hparams_by_benchmark.get(benchmark, {})
+    if callable(extra):  # protocol -> dict, e.g. to shrink a network on subsampled (quick) runs
+        extra = extra(dict(protocol))
+    merged.update(extra)
     return merged
 
 

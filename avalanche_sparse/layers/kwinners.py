@@ -112,6 +112,8 @@ def _check_k(k: int, size: int, what: str) -> None:
 # +0.0.
 _BISECT_MIN_NUMEL = 16384
 _BISECT_MAX_PASSES = 16
+_BISECT_FIRST_CHECK = 9  # first pass after which finished slices are counted
+_BISECT_FINISH_FRACTION = 32  # stop once at most 1/32 of the slices are left (exact topk on those)
 _use_fast_cpu = True  # switch for tests and benchmarks
 
 
@@ -122,19 +124,6 @@ def _kth_largest(b: Tensor, k: int, dim: int) -> Tensor:
     return b.kthvalue(b.shape[dim] - k + 1, dim=dim, keepdim=True).values
 
 
-def _masked_extreme(b: Tensor, bound: Tensor, span: Tensor, dim: int, below: bool, buf: Tensor) -> Tensor:
-    """max{b < bound} (``below``) or min{b >= bound} along ``dim`` with float
-    ops only: excluded entries are moved out of range by ``span`` (> max - min)."""
-    if below:
-        torch.ge(b, bound, out=buf)
-    else:
-        torch.lt(b, bound, out=buf)
-    torch.mul(buf, span, out=buf)
-    if below:
-        return torch.sub(b, buf, out=buf).amax(dim, keepdim=True)
-    return torch.add(b, buf, out=buf).amin(dim, keepdim=True)
-
-
 def _bisect_threshold(b: Tensor, k: int, dim: int) -> Tensor | None:
     r"""A threshold :math:`t` per slice along ``dim`` (keepdim) with
     :math:`\{b \ge t\} = \{b \ge b_{(k)}\}`, :math:`b_{(k)}` the k-th largest value.
@@ -142,55 +131,46 @@ def _bisect_threshold(b: Tensor, k: int, dim: int) -> Tensor | None:
     Bisection on the value axis: the bracket [lo, hi) keeps
     :math:`\#\{b \ge lo\} \ge k` and (after the first cut) :math:`\#\{b \ge hi\} < k`;
     each pass costs one float compare and one row sum. A slice is finished as
-    soon as :math:`\#\{b \ge lo\} = k`. After ``_BISECT_MAX_PASSES`` passes the
-    remaining slices are finished exactly: :math:`b_{(k)} = \max\{b < hi\}` when
-    :math:`\#\{b \ge hi\} = k - 1`; :math:`b_{(k)} = \min\{b \ge lo\}` when fewer than
-    k values exceed that minimum (ties); otherwise ``topk`` on those slices.
+    soon as :math:`\#\{b \ge lo\} = k`. The last few slices converge slowly (their
+    k-th and (k+1)-th values are very close, or tied), so once at most
+    1/``_BISECT_FINISH_FRACTION`` of the slices are left (checked from pass
+    ``_BISECT_FIRST_CHECK`` on), or after ``_BISECT_MAX_PASSES`` passes, those
+    slices get their exact k-th largest value from ``topk`` on them alone
+    (on all slices if more than a quarter are left).
     Needs ``2 <= k < n``; returns ``None`` when ``b`` has NaN/inf values or a
     range too wide for the float arithmetic (|values| near the dtype max).
     """
     n = b.shape[dim]
     lo = b.amin(dim, keepdim=True)
     hi = b.amax(dim, keepdim=True)
-    span = (hi - lo) * 2.0 + 1.0  # NaN/inf if b has NaN/inf (amin/amax propagate NaN)
+    span = hi - lo  # NaN/inf if b has NaN/inf (amin/amax propagate NaN)
     if not bool(torch.isfinite(span).all()):
         return None
     buf = torch.empty(b.shape, dtype=b.dtype)
     kt = torch.tensor(float(k), dtype=b.dtype)
     c_lo = torch.full_like(lo, float(n))
-    up = torch.empty_like(lo)
+    # bracket [lo, lo + 2h): lo only moves to a cut with >= k values at or
+    # above it, so #{b >= lo} = c_lo >= k holds exactly throughout
+    h = span.mul_(0.5)
+    mid, c, up = torch.empty_like(lo), torch.empty_like(lo), torch.empty_like(lo)
+    rows_total = c_lo.numel()
     for p in range(_BISECT_MAX_PASSES):
-        mid = torch.lerp(lo, hi, 0.5)
-        c = torch.ge(b, mid, out=buf).sum(dim, keepdim=True)
+        torch.add(lo, h, out=mid)
+        torch.sum(torch.ge(b, mid, out=buf), dim, keepdim=True, out=c)
         torch.ge(c, kt, out=up)
-        # lerp with a 0/1 weight selects exactly: w = 0 -> start, w = 1 -> end
-        lo = torch.lerp(lo, mid, up)
-        hi = torch.lerp(mid, hi, up)
-        c_lo = torch.lerp(c_lo, c, up)
-        if p >= 6 and p % 2 == 0 and bool(torch.eq(c_lo, kt).all()):
-            return lo
-    done = torch.eq(c_lo, kt)
-    if bool(done.all()):
-        return lo
-    thr = lo
-    # hi only moved if some cut had fewer than k values above it (so k >= 2
-    # rules out the initial hi = max in the first finisher)
-    c_hi = torch.ge(b, hi, out=buf).sum(dim, keepdim=True)
-    top1 = torch.eq(c_hi, kt - 1) & ~done
-    if bool(top1.any()):
-        thr = torch.where(top1, _masked_extreme(b, hi, span, dim, True, buf), thr)
-        done = done | top1
-        if bool(done.all()):
-            return thr
-    cand = _masked_extreme(b, lo, span, dim, False, buf)
-    tie = (torch.gt(b, cand, out=buf).sum(dim, keepdim=True) < kt) & ~done
-    thr = torch.where(tie, cand, thr)
-    done = done | tie
-    if bool(done.all()):
-        return thr
-    todo = ~done
+        lo.addcmul_(up, h)  # + h (exactly mid) where up = 1, + 0 elsewhere
+        c_lo.lerp_(c, up)  # lerp with a 0/1 weight selects exactly
+        h.mul_(0.5)
+        if p >= _BISECT_FIRST_CHECK:
+            left = rows_total - int(torch.eq(c_lo, kt).sum())
+            if left == 0:
+                return lo
+            if left * _BISECT_FINISH_FRACTION <= rows_total:
+                break
+    todo = torch.ne(c_lo, kt)
     if int(todo.sum()) * 4 > todo.numel():
-        return torch.where(todo, _kth_largest(b, k, dim), thr)
+        return torch.where(todo, _kth_largest(b, k, dim), lo)
+    thr = lo
     rows = b.movedim(dim, -1).reshape(-1, n)
     idx = todo.movedim(dim, -1).reshape(-1).nonzero().squeeze(1)
     exact = rows.index_select(0, idx).topk(k, dim=1, sorted=False).values.amin(1)

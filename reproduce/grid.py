@@ -231,7 +231,8 @@ def _deterministic() -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def _build(method_name, benchmark, seed, protocol, out, info, *, progress, position, device="cpu"):
+def _build(method_name, benchmark, seed, protocol, out, info, *, progress, position, device="cpu",
+           cifar10_source=None):
     """Seed the RNGs, then build the cell's evaluator and strategy."""
     from avalanche.evaluation.metrics import (
         accuracy_metrics, bwt_metrics, forgetting_metrics, loss_metrics, timing_metrics,
@@ -252,10 +253,10 @@ def _build(method_name, benchmark, seed, protocol, out, info, *, progress, posit
     tb_logger = TensorboardLogger(tb_log_dir=str(cell_tb_dir(out, method_name, benchmark, seed)))
     # name the data in TensorBoard too (e.g. "Split CIFAR-10 (JPEG copy) (class-IL)")
     tb_logger.writer.add_text("benchmark", f"{info.label}: {method_name}, seed {seed}", 0)
-    if getattr(bm, "cifar10_source", None):
+    if cifar10_source:
         from avalanche_sparse.benchmarks.data import cifar10_source_label
 
-        tb_logger.writer.add_text("data_source", cifar10_source_label(bm.cifar10_source), 0)
+        tb_logger.writer.add_text("data_source", cifar10_source_label(cifar10_source), 0)
     evaluator = EvaluationPlugin(
         accuracy_metrics(experience=True, stream=True),
         loss_metrics(experience=True, stream=True),
@@ -303,6 +304,7 @@ def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, p
     train_exps = list(bm.train_stream)
     n = len(train_exps)
     strategy, tb_logger, hp = _build(method_name, benchmark, seed, protocol, out, info,
+                                     cifar10_source=getattr(bm, "cifar10_source", None),
                                      progress=progress, position=position, device=device)
     key = _checkpoint_key(method_name, benchmark, seed, protocol, hp, n)
     ck_path = checkpoint_path(out, method_name, benchmark, seed)
@@ -323,6 +325,7 @@ def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, p
             checkpoint_note = f"resume refused ({type(err).__name__}: {err}); cell re-run from its start"
             tb_logger.writer.close()
             strategy, tb_logger, hp = _build(method_name, benchmark, seed, protocol, out, info,
+                                             cifar10_source=getattr(bm, "cifar10_source", None),
                                              progress=progress, position=position, device=device)
     bar = tqdm(total=n, initial=start, desc=f"{method_name}/{benchmark}/seed{seed} exps",
                position=position, leave=False, disable=not progress)

@@ -191,7 +191,8 @@ def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, p
     from tqdm.auto import tqdm
 
     from avalanche_sparse.strategies import (
-        EpochProgressPlugin, MethodContext, build_strategy, get_method, resolve_hparams,
+        EpochProgressPlugin, FastTensorLoaderPlugin, MethodContext, build_strategy, get_method,
+        resolve_hparams,
     )
 
     if threads:
@@ -211,8 +212,12 @@ def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, p
         timing_metrics(epoch=True, experience=True),
         loggers=[tb_logger],
     )
+    # the fast loader goes last: it batches whatever loader the strategy and
+    # the method's plugins (e.g. replay) made; same minibatches, same order
+    fast = FastTensorLoaderPlugin()
     plugins = [_loss_guard(), EpochProgressPlugin(desc=f"{method_name}/{benchmark}",
-                                                  position=position + 1, disable=not progress)]
+                                                  position=position + 1, disable=not progress),
+               fast]
     strategy = build_strategy(method, ctx, evaluator=evaluator, extra_plugins=plugins)
     n = len(bm.train_stream)
     matrix: list[list[Optional[float]]] = []
@@ -247,6 +252,8 @@ def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, p
         "n_experiences": n,
         "cifar10_source": getattr(bm, "cifar10_source", None),
         "torch": torch.__version__,
+        "fast_loader": {"swaps": fast.swaps, "fallbacks": fast.fallbacks,
+                        "last_fallback": fast.last_fallback},
     }
     png = accuracy_matrix_png(matrix, f"{method_name} on {info.label}, seed {seed}")
     atomic_write_bytes(Path(out) / "plots" / f"{method_name}__{benchmark}__seed{seed}.png", png)

@@ -6,6 +6,7 @@ built-in methods.
 """
 from . import baselines  # noqa: F401  (registers naive, ewc, si, joint)
 from .progress import EpochProgressPlugin
+from .fast_loader import FastTensorLoaderPlugin
 from .registry import (
     REGISTRY,
     Method,
@@ -31,4 +32,5 @@ __all__ = [
     "register",
     "resolve_hparams",
     "EpochProgressPlugin",
+    "FastTensorLoaderPlugin",
 ]

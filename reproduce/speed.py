@@ -2,19 +2,25 @@
 
 Usage::
 
-    python reproduce/speed.py [--epochs 1] [--root DIR] [--out reproduce/results/speed.json]
+    python reproduce/speed.py [--epochs 1] [--repeats 3] [--root DIR]
+                              [--out reproduce/results/speed.json]
 
 One run, the same model (MLP 784-1000-1000-10, SGD, batch 128) and the same
 Permuted MNIST data (one experience, 60k training images):
 
 1. ``bare``: a torch loop over pre-permuted in-memory tensors
    (``DataLoader(TensorDataset)``, shuffled);
-2. ``stock``: Avalanche ``Naive`` on the stock ``PermutedMNIST`` (per-sample
-   PIL/tensor transforms);
-3. ``ours``: Avalanche ``Naive`` on :func:`avalanche_sparse.benchmarks.permuted_mnist`.
+2. ``ours``: Avalanche ``Naive`` on :func:`avalanche_sparse.benchmarks.permuted_mnist`
+   with :class:`~avalanche_sparse.strategies.FastTensorLoaderPlugin` (what the
+   Table 1 grid runs);
+3. ``ours_plain``: the same without the plugin (Avalanche's per-sample fetch);
+4. ``stock``: Avalanche ``Naive`` on the stock ``PermutedMNIST`` (per-sample
+   PIL/tensor transforms); measured in the first round only (it is ~20x slower).
 
-Prints the epoch times, the building times of both benchmarks and the ratios
-to the bare loop; writes them as JSON (atomically) when ``--out`` is given.
+The paths are interleaved, round after round (``--repeats``), so a machine
+busy with other work disturbs them alike. Prints and stores every epoch time,
+the median per path, and the ratios to the bare loop (median over rounds of
+the same-round ratio); writes them as JSON (atomically) when ``--out`` is given.
 """
 from __future__ import annotations
 
@@ -60,7 +66,7 @@ def bare_epoch(x: torch.Tensor, y: torch.Tensor, epochs: int = 1) -> float:
     return (time.perf_counter() - t) / epochs
 
 
-def naive_epoch(experience, epochs: int = 1) -> float:
+def naive_epoch(experience, epochs: int = 1, plugins=None) -> float:
     """Seconds per epoch of Avalanche ``Naive`` training on one experience."""
     from avalanche.training import Naive
     from avalanche.training.plugins import EvaluationPlugin
@@ -69,32 +75,46 @@ def naive_epoch(experience, epochs: int = 1) -> float:
     model = mlp()
     strategy = Naive(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.01),
                      train_mb_size=BATCH, train_epochs=epochs, eval_mb_size=1024,
-                     evaluator=EvaluationPlugin(loggers=[]))
+                     plugins=list(plugins or []), evaluator=EvaluationPlugin(loggers=[]))
     t = time.perf_counter()
     strategy.train(experience)
     return (time.perf_counter() - t) / epochs
 
 
+def _median(xs: list[float]) -> float:
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else 0.5 * (xs[n // 2 - 1] + xs[n // 2])
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=1, help="epochs per measurement (>= 1)")
+    p.add_argument("--repeats", type=int, default=3, help="interleaved rounds (>= 1)")
     p.add_argument("--root", help="data root (default: $AVALANCHE_SPARSE_DATA or ~/.avalanche/data)")
     p.add_argument("--out", help="write the figures as JSON here")
     p.add_argument("--skip-stock", action="store_true", help="do not measure the stock generator")
+    p.add_argument("--note", default="", help="free text stored with the figures (e.g. machine load)")
     args = p.parse_args(argv)
     if args.epochs < 1:
         raise SystemExit(f"error: --epochs must be >= 1, got {args.epochs}")
+    if args.repeats < 1:
+        raise SystemExit(f"error: --repeats must be >= 1, got {args.repeats}")
+    import os
     import warnings
 
     warnings.filterwarnings("ignore")
     from avalanche_sparse.benchmarks import permuted_mnist
-    from avalanche_sparse.benchmarks.scenarios import MNIST_MEAN, MNIST_STD, mnist_tensors, pixel_permutations
     from avalanche_sparse.benchmarks.data import mnist_raw_dir, resolve_root
+    from avalanche_sparse.benchmarks.scenarios import MNIST_MEAN, MNIST_STD, mnist_tensors, pixel_permutations
+    from avalanche_sparse.strategies import FastTensorLoaderPlugin
 
     root = resolve_root(args.root)
     res: dict = {"threads": torch.get_num_threads(), "torch": torch.__version__,
                  "machine": platform.processor() or platform.machine(), "batch": BATCH,
-                 "epochs": args.epochs}
+                 "epochs": args.epochs, "repeats": args.repeats}
+    if hasattr(os, "getloadavg"):
+        res["loadavg_before"] = [round(v, 2) for v in os.getloadavg()]
     t = time.perf_counter()
     ours = permuted_mnist(1, seed=0, root=root)
     res["build_ours_s"] = time.perf_counter() - t
@@ -104,17 +124,40 @@ def main(argv=None) -> int:
     perm = pixel_permutations(1, 784, 0)[0]
     x = ((xtr.reshape(-1, 784)[:, perm] - MNIST_MEAN) / MNIST_STD).reshape(-1, 1, 28, 28).contiguous()
     y = ytr
-    res["bare_epoch_s"] = bare_epoch(x, y, args.epochs)
-    res["ours_epoch_s"] = naive_epoch(exp, args.epochs)
+    stock_exp = None
     if not args.skip_stock:
         from avalanche.benchmarks.classic import PermutedMNIST
 
         t = time.perf_counter()
         stock = PermutedMNIST(1, seed=0, dataset_root=str(mnist_raw_dir(root).parent.parent))
         res["build_stock_s"] = time.perf_counter() - t
-        res["stock_epoch_s"] = naive_epoch(stock.train_stream[0], args.epochs)
-        res["stock_vs_bare"] = res["stock_epoch_s"] / res["bare_epoch_s"]
-    res["ours_vs_bare"] = res["ours_epoch_s"] / res["bare_epoch_s"]
+        stock_exp = stock.train_stream[0]
+    paths = {
+        "bare": lambda: bare_epoch(x, y, args.epochs),
+        "ours": lambda: naive_epoch(exp, args.epochs, [FastTensorLoaderPlugin()]),
+        "ours_plain": lambda: naive_epoch(exp, args.epochs),
+    }
+    times: dict[str, list[float]] = {k: [] for k in paths}
+    if stock_exp is not None:
+        times["stock"] = []
+    for r in range(args.repeats):
+        for name, fn in paths.items():
+            times[name].append(fn())
+        if stock_exp is not None and r == 0:
+            times["stock"].append(naive_epoch(stock_exp, args.epochs))
+        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.3f}s" for k, v in times.items()),
+              flush=True)
+    res["samples_s"] = {k: [round(v, 4) for v in vs] for k, vs in times.items()}
+    for k, vs in times.items():
+        res[f"{k}_epoch_s"] = _median(vs)
+    for k in times:
+        if k != "bare":
+            n = len(times[k])
+            res[f"{k}_vs_bare"] = _median([a / b for a, b in zip(times[k], times["bare"][:n])])
+    if hasattr(os, "getloadavg"):
+        res["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
+    if args.note:
+        res["note"] = args.note
     for k, v in res.items():
         print(f"{k:16s} {v:.3f}" if isinstance(v, float) else f"{k:16s} {v}")
     if args.out:

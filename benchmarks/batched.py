@@ -303,6 +303,11 @@ class BatchedTensorView(Dataset):
     def __len__(self) -> int:
         return int(self._row.shape[0])
 
+    @property
+    def leaves(self) -> tuple[TensorDataset, ...]:
+        """The distinct ``TensorDataset`` s the samples come from."""
+        return tuple(self._leaves)
+
     def __getitem__(self, index: int):
         """The per-sample element, through Avalanche's own path."""
         return self._concat[index]

@@ -47,6 +47,20 @@ class _BatchedFetch:
 
     _batched_view = None
 
+    def _get_loader(self):
+        """Avalanche's ``MultiDatasetDataLoader._get_loader`` without its
+        per-epoch FFCV probe (a per-sample walk over the datasets; FFCV was
+        ruled out once, when the loader was batched)."""
+        from avalanche.benchmarks.utils.data_loader import MultiDatasetSampler
+
+        samplers = self._create_samplers(self.datasets, self.batch_sizes,
+                                         self.distributed_sampling, self.loader_kwargs)
+        batch_sampler = MultiDatasetSampler(
+            self.datasets, samplers, termination_dataset_idx=self.termination_dataset,
+            oversample_small_datasets=self.oversample_small_datasets,
+            never_ending=self.never_ending)
+        return self._make_pytorch_loader(self.datasets, batch_sampler)
+
     def _make_pytorch_loader(self, datasets, batch_sampler):
         kwargs = {k: v for k, v in self.loader_kwargs.items() if k not in _DROP}
         return DataLoader(self._batched_view, batch_sampler=batch_sampler,
@@ -67,7 +81,6 @@ def batched_loader(loader) -> tuple[Optional[object], str]:
         already batched), else ``(None, why it cannot be batched)``.
     """
     from avalanche.benchmarks.utils.data_loader import MultiDatasetDataLoader
-    from avalanche.benchmarks.utils.ffcv_support.ffcv_components import has_ffcv_support
 
     from avalanche_sparse.benchmarks.batched import BatchedTensorView, NotTensorBacked
 
@@ -77,12 +90,12 @@ def batched_loader(loader) -> tuple[Optional[object], str]:
         return None, f"{type(loader).__name__} is not an Avalanche MultiDatasetDataLoader"
     if loader.loader_kwargs.get("collate_fn", default_collate) is not default_collate:
         return None, "the collate function is not default_collate"
-    if has_ffcv_support(loader.datasets):
-        return None, "FFCV loading is in use"
     try:
         view = BatchedTensorView(loader.datasets)
     except NotTensorBacked as err:
         return None, str(err)
+    if any(hasattr(leaf, "ffcv_info") for leaf in view.leaves):
+        return None, "FFCV loading is enabled on the data"
     new = object.__new__(_batched_class(type(loader)))
     new.__dict__.update(loader.__dict__)
     new._persistent_loader = None

@@ -177,3 +177,18 @@ def test_plain_torch_loader_and_other_collate_are_not_batched():
 def test_bad_arguments(kwargs):
     with pytest.raises(TypeError, match="train and eval must be bool"):
         FastTensorLoaderPlugin(**kwargs)
+
+
+def test_ffcv_enabled_data_is_not_batched():
+    from avalanche.benchmarks.utils.data_loader import TaskBalancedDataLoader
+
+    from avalanche_sparse.benchmarks.batched import BatchedTensorView
+
+    ds = _bm("task").train_stream[0].dataset
+    leaf = BatchedTensorView([ds]).leaves[0]
+    leaf.ffcv_info = object()
+    try:
+        new, why = batched_loader(TaskBalancedDataLoader(ds, batch_size=4))
+    finally:
+        del leaf.ffcv_info
+    assert new is None and "FFCV" in why

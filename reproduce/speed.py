@@ -17,6 +17,10 @@ Permuted MNIST data (one experience, 60k training images):
 4. ``stock``: Avalanche ``Naive`` on the stock ``PermutedMNIST`` (per-sample
    PIL/tensor transforms); measured in the first round only (it is ~20x slower).
 
+Each round also times the data path alone: one epoch of minibatches drawn
+from each path's loader (``DataLoader(TensorDataset)``, and the
+task-balanced loader ``Naive`` makes, batched or not), with no model.
+
 The paths are interleaved, round after round (``--repeats``), so a machine
 busy with other work disturbs them alike. Prints and stores every epoch time,
 the median per path, and the ratios to the bare loop (median over rounds of
@@ -37,7 +41,7 @@ if __package__ in (None, ""):
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-__all__ = ["mlp", "bare_epoch", "naive_epoch", "main"]
+__all__ = ["mlp", "bare_epoch", "naive_epoch", "loader_epoch", "avalanche_loader", "main"]
 
 BATCH = 128
 
@@ -79,6 +83,31 @@ def naive_epoch(experience, epochs: int = 1, plugins=None) -> float:
     t = time.perf_counter()
     strategy.train(experience)
     return (time.perf_counter() - t) / epochs
+
+
+def loader_epoch(loader) -> float:
+    """Seconds to draw one epoch of minibatches from ``loader``, no model:
+    the data path's own cost."""
+    t = time.perf_counter()
+    for _ in loader:
+        pass
+    return time.perf_counter() - t
+
+
+def avalanche_loader(experience, fast: bool):
+    """The training loader ``Naive`` makes for ``experience`` (task-balanced,
+    shuffled, batch 128), batched by the fast-loader plugin when ``fast``."""
+    from avalanche.benchmarks.utils.data_loader import TaskBalancedDataLoader
+
+    from avalanche_sparse.strategies.fast_loader import batched_loader
+
+    loader = TaskBalancedDataLoader(experience.dataset.train(), batch_size=BATCH,
+                                    oversample_small_groups=True, shuffle=True)
+    if fast:
+        loader, why = batched_loader(loader)
+        if loader is None:
+            raise RuntimeError(f"fast loader refused: {why}")
+    return loader
 
 
 def _median(xs: list[float]) -> float:
@@ -137,15 +166,26 @@ def main(argv=None) -> int:
         "ours": lambda: naive_epoch(exp, args.epochs, [FastTensorLoaderPlugin()]),
         "ours_plain": lambda: naive_epoch(exp, args.epochs),
     }
+    from torch.utils.data import DataLoader, TensorDataset
+
+    loaders = {
+        "bare": lambda: DataLoader(TensorDataset(x, y), batch_size=BATCH, shuffle=True),
+        "ours": lambda: avalanche_loader(exp, True),
+        "ours_plain": lambda: avalanche_loader(exp, False),
+    }
     times: dict[str, list[float]] = {k: [] for k in paths}
+    data_times: dict[str, list[float]] = {k: [] for k in loaders}
     if stock_exp is not None:
-        times["stock"] = []
+        times["stock"], data_times["stock"] = [], []
     for r in range(args.repeats):
         for name, fn in paths.items():
             times[name].append(fn())
+            data_times[name].append(loader_epoch(loaders[name]()))
         if stock_exp is not None and r == 0:
             times["stock"].append(naive_epoch(stock_exp, args.epochs))
-        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.3f}s" for k, v in times.items()),
+            data_times["stock"].append(loader_epoch(avalanche_loader(stock_exp, False)))
+        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.3f}s" for k, v in times.items())
+              + " | data only: " + ", ".join(f"{k} {v[-1]:.3f}s" for k, v in data_times.items()),
               flush=True)
     res["samples_s"] = {k: [round(v, 4) for v in vs] for k, vs in times.items()}
     for k, vs in times.items():
@@ -154,6 +194,10 @@ def main(argv=None) -> int:
         if k != "bare":
             n = len(times[k])
             res[f"{k}_vs_bare"] = _median([a / b for a, b in zip(times[k], times["bare"][:n])])
+    # the data path alone (one epoch of minibatches, no model)
+    res["data_only_samples_s"] = {k: [round(v, 4) for v in vs] for k, vs in data_times.items()}
+    for k, vs in data_times.items():
+        res[f"data_only_{k}_s"] = _median(vs)
     if hasattr(os, "getloadavg"):
         res["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
     if args.note:

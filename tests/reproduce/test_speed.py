@@ -19,6 +19,8 @@ def test_speed_writes_interleaved_figures(data_root, tmp_path):
         assert res[f"{k}_epoch_s"] == pytest.approx(sum(res["samples_s"][k]) / 2, rel=1e-3)
     pairs = [a / b for a, b in zip(res["samples_s"]["ours"], res["samples_s"]["bare"])]
     assert res["ours_vs_bare"] == pytest.approx(sum(pairs) / 2, rel=1e-3)
+    assert set(res["data_only_samples_s"]) == {"bare", "ours", "ours_plain"}
+    assert all(res[f"data_only_{k}_s"] > 0 for k in ("bare", "ours", "ours_plain"))
     assert res["command"].startswith("python reproduce/speed.py --root")
 
 

@@ -242,7 +242,8 @@ def _build(method_name, benchmark, seed, protocol, out, info, *, progress, posit
     from avalanche.training.plugins import EvaluationPlugin
 
     from avalanche_sparse.strategies import (
-        EpochProgressPlugin, MethodContext, build_strategy, get_method, resolve_hparams,
+        EpochProgressPlugin, FastTensorLoaderPlugin, MethodContext, build_strategy, get_method,
+        resolve_hparams,
     )
 
     method = get_method(method_name)
@@ -265,8 +266,12 @@ def _build(method_name, benchmark, seed, protocol, out, info, *, progress, posit
         timing_metrics(epoch=True, experience=True),
         loggers=[tb_logger],
     )
+    # the fast loader goes last: it batches whatever loader the strategy and
+    # the method's plugins (e.g. replay) made; same minibatches, same order
+    fast = FastTensorLoaderPlugin()
     plugins = [_loss_guard(), EpochProgressPlugin(desc=f"{method_name}/{benchmark}",
-                                                  position=position + 1, disable=not progress)]
+                                                  position=position + 1, disable=not progress),
+               fast]
     strategy = build_strategy(method, ctx, evaluator=evaluator, extra_plugins=plugins)
     return strategy, tb_logger, hp
 
@@ -368,6 +373,8 @@ def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, p
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "checkpoints": checkpoint_note,
+        "fast_loader": {"swaps": fast.swaps, "fallbacks": fast.fallbacks,
+                        "last_fallback": fast.last_fallback},
     }
     if start:
         result["resumed_after_experience"] = start

@@ -17,6 +17,7 @@ from .dendrites import (  # noqa: E402
 )
 from .dendrite_analysis import DendriteAnalysisPlugin  # noqa: E402
 from .growth import SynapseGrowthPlugin  # after .sparse: registers sparse_growth on sparse_mlp
+from .fast_loader import FastTensorLoaderPlugin
 from .registry import (
     REGISTRY,
     Method,
@@ -45,6 +46,7 @@ __all__ = [
     "SDMPlugin",
     "SynapseGrowthPlugin",
     "SparseNetworkPlugin",
+    "FastTensorLoaderPlugin",
 ]
 __all__ += ["PrototypeContextPlugin", "OptimizerResetPlugin", "RezeroAfterStepPlugin",
             "SafeSynapticIntelligencePlugin", "DendriteAnalysisPlugin"]

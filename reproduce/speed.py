@@ -15,6 +15,11 @@ Permuted MNIST data (one experience, 60k training images):
 
 Prints the epoch times, the building times of both benchmarks and the ratios
 to the bare loop; writes them as JSON (atomically) when ``--out`` is given.
+
+``--complex-synapse`` runs only the optimizer section instead
+(:mod:`reproduce.speed_optim`: optimizer-step time, training-iteration time
+and memory of ComplexSynapseSGD with 5 beakers against torch SGD on a
+1.8 M-parameter MLP; its own options such as ``--repeats`` pass through).
 """
 from __future__ import annotations
 
@@ -81,7 +86,15 @@ def main(argv=None) -> int:
     p.add_argument("--root", help="data root (default: $AVALANCHE_SPARSE_DATA or ~/.avalanche/data)")
     p.add_argument("--out", help="write the figures as JSON here")
     p.add_argument("--skip-stock", action="store_true", help="do not measure the stock generator")
-    args = p.parse_args(argv)
+    p.add_argument("--complex-synapse", action="store_true",
+                   help="only the complex-synapse optimizer section (reproduce/speed_optim.py)")
+    args, rest = p.parse_known_args(argv)
+    if args.complex_synapse:  # optimizer step / iteration / memory, ComplexSynapseSGD vs torch SGD
+        from reproduce.speed_optim import main as optim_main
+
+        return optim_main(rest + (["--out", args.out] if args.out else []))
+    if rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.epochs < 1:
         raise SystemExit(f"error: --epochs must be >= 1, got {args.epochs}")
     import warnings

@@ -5,6 +5,8 @@ top-level ``strategies/`` folder here). Importing this package registers the
 built-in methods.
 """
 from . import baselines  # noqa: F401  (registers naive, ewc, si, joint)
+from . import complex_synapses  # noqa: F401  (registers complex_synapse, _plain, _sgd)
+from .iterations import IterationBudgetPlugin
 from .progress import EpochProgressPlugin
 from .registry import (
     REGISTRY,
@@ -31,4 +33,5 @@ __all__ = [
     "register",
     "resolve_hparams",
     "EpochProgressPlugin",
+    "IterationBudgetPlugin",
 ]

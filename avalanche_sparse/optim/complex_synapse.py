@@ -116,6 +116,14 @@ read from main memory about once per step; block-wise elementwise updates
 are bit for bit the whole-tensor ones. On GPUs the multi-tensor
 (``torch._foreach_*``) path is used.
 
+Bad input
+---------
+``n_beakers`` must be an int >= 0: 0 is accepted on purpose and is the plain
+optimizer (bit for bit), so a comparison's "standard" twin is the same class
+with ``n_beakers=0``; negative or non-integer counts, ``alpha <= 0``,
+``beta < alpha`` and non-finite ``alpha``/``beta`` raise :class:`ValueError`
+naming the argument and the allowed range.
+
 Non-finite gradients
 --------------------
 ``nonfinite="raise"`` (default) checks all gradients of the step first and

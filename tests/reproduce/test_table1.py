@@ -167,7 +167,12 @@ def test_quick_preset_covers_every_method_and_benchmark():
     quick = presets.get_preset("quick")
     assert set(quick["benchmarks"]) == set(presets.GRID_BENCHMARKS)
     cells = T.plan_cells(S.available_methods(), list(quick["benchmarks"]), quick["seeds"], S.REGISTRY)
-    assert len(cells) == len(S.available_methods()) * len(presets.GRID_BENCHMARKS)
+    # every method on every benchmark it applies to (Method.benchmarks, None: all)
+    expected = sum(len(presets.GRID_BENCHMARKS) if S.REGISTRY[m].benchmarks is None
+                   else len(set(S.REGISTRY[m].benchmarks) & set(presets.GRID_BENCHMARKS))
+                   for m in S.available_methods())
+    assert len(cells) == expected * len(quick["seeds"])
+    assert {m for m, _, _ in cells} == set(S.available_methods())
 
 
 def test_parallel_workers_give_same_results(data_root, tmp_path):

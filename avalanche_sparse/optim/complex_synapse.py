@@ -113,8 +113,10 @@ default path therefore runs all the passes of a step block by block
 (``_BLOCK`` consecutive elements of every tensor, a cache-sized working
 set), so each element of the parameter, its gradient and its beakers is
 read from main memory about once per step; block-wise elementwise updates
-are bit for bit the whole-tensor ones. On GPUs the multi-tensor
-(``torch._foreach_*``) path is used.
+are bit for bit the whole-tensor ones (measured under load, its gain over
+whole-tensor passes was within the noise; ``reproduce/speed_optim.py``
+compares the paths). On GPUs the multi-tensor (``torch._foreach_*``) path
+is used.
 
 Bad input
 ---------

@@ -31,6 +31,11 @@ of ``SparseWeights(Linear) -> KWinners`` against ``Linear -> ReLU`` at
 784x1000 and 1000x1000, batch 128, interleaved, ratio sparse / dense, target
 <= 1.15; :mod:`reproduce.speed_layers`), ``dendrites`` (:mod:`reproduce.speed_dendrites`).
 ``data`` (default) is the comparison above.
+
+``--section optim`` (or ``--complex-synapse``): :mod:`reproduce.speed_optim`,
+optimizer-step time, training-iteration time and memory of ComplexSynapseSGD
+with 5 beakers against torch SGD on a 1.8 M-parameter MLP; its own options
+such as ``--block`` pass through.
 """
 from __future__ import annotations
 
@@ -129,12 +134,21 @@ def main(argv=None) -> int:
     p.add_argument("--root", help="data root (default: $AVALANCHE_SPARSE_DATA or ~/.avalanche/data)")
     p.add_argument("--out", help="write the figures as JSON here")
     p.add_argument("--skip-stock", action="store_true", help="do not measure the stock generator")
-    p.add_argument("--section", choices=("data", "layers", "dendrites"), default="data",
+    p.add_argument("--section", choices=("data", "layers", "dendrites", "optim"), default="data",
                    help="data: bare / ours / stock epochs (default); layers: sparse-layer overhead; "
-                        "dendrites: DendriticMLP step times")
+                        "dendrites: DendriticMLP step times; optim: ComplexSynapseSGD vs SGD")
+    p.add_argument("--complex-synapse", action="store_true", help="same as --section optim")
     p.add_argument("--layer-repeats", type=int, default=200, help="repeats of the layer benchmark (>= 1)")
     p.add_argument("--note", default="", help="free text stored with the figures (e.g. machine load)")
-    args = p.parse_args(argv)
+    args, rest = p.parse_known_args(argv)
+    if args.complex_synapse or args.section == "optim":
+        # optimizer step / iteration / memory, ComplexSynapseSGD vs torch SGD
+        from reproduce.speed_optim import main as optim_main
+
+        extra = ["--repeats", str(args.repeats)] if "--repeats" in (argv or sys.argv[1:]) else []
+        return optim_main(rest + extra + (["--out", args.out] if args.out else []))
+    if rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.epochs < 1:
         raise SystemExit(f"error: --epochs must be >= 1, got {args.epochs}")
     if args.repeats < 1:

@@ -5,6 +5,8 @@ top-level ``strategies/`` folder here). Importing this package registers the
 built-in methods.
 """
 from . import baselines  # noqa: F401  (registers naive, ewc, si, joint)
+from . import complex_synapses  # noqa: F401  (registers complex_synapse, _plain, _sgd)
+from .iterations import IterationBudgetPlugin
 from .progress import EpochProgressPlugin
 from .sparse import SparseNetworkPlugin  # registers sparse_mlp, dense_mlp, sparse_cnn, dense_cnn
 from . import sdm  # noqa: F401  (registers sdmlp, topk, sdmlp_ewc, sdmlp_sgdm, sdmlp_adam)
@@ -47,6 +49,7 @@ __all__ = [
     "SynapseGrowthPlugin",
     "SparseNetworkPlugin",
     "FastTensorLoaderPlugin",
+    "IterationBudgetPlugin",
 ]
 __all__ += ["PrototypeContextPlugin", "OptimizerResetPlugin", "RezeroAfterStepPlugin",
             "SafeSynapticIntelligencePlugin", "DendriteAnalysisPlugin"]

@@ -186,12 +186,19 @@ def build_strategy(method: Method, ctx: MethodContext, *, evaluator=None,
 
     Uses ``train_epochs``, ``train_mb_size`` and ``eval_mb_size`` from the
     merged hparams, a cross-entropy criterion, the method's plugins plus
-    ``extra_plugins``.
+    ``extra_plugins``. When the hparams hold ``train_iterations`` (not None),
+    every experience trains for exactly that many mini-batches instead of
+    ``train_epochs`` epochs (:class:`~avalanche_sparse.strategies.iterations.IterationBudgetPlugin`,
+    placed first among the plugins).
     """
     hp = ctx.hparams
     model = method.model(ctx)
     optimizer = method.optimizer(model, ctx)
     plugins = list(method.plugins(ctx)) + list(extra_plugins or [])
+    if hp.get("train_iterations") is not None:
+        from .iterations import IterationBudgetPlugin
+
+        plugins.insert(0, IterationBudgetPlugin(iterations=hp["train_iterations"]))
     kwargs = dict(
         model=model,
         optimizer=optimizer,

@@ -106,6 +106,26 @@ wait for the previous one, so the passes cannot be merged across beakers).
 The check for non-finite gradients adds one reduction per gradient and one
 host synchronisation per step (``nonfinite="ignore"`` removes both).
 
+With ``n_beakers`` copies of every parameter the step is limited by memory
+traffic, not arithmetic: passed one by one over whole tensors, the passes
+stream the beakers from main memory several times per step. On CPU the
+default path therefore runs all the passes of a step block by block
+(``_BLOCK`` consecutive elements of every tensor, a cache-sized working
+set), so each element of the parameter, its gradient and its beakers is
+read from main memory about once per step; block-wise elementwise updates
+are bit for bit the whole-tensor ones (measured under load, its gain over
+whole-tensor passes was within the noise; ``reproduce/speed_optim.py``
+compares the paths). On GPUs the multi-tensor (``torch._foreach_*``) path
+is used.
+
+Bad input
+---------
+``n_beakers`` must be an int >= 0: 0 is accepted on purpose and is the plain
+optimizer (bit for bit), so a comparison's "standard" twin is the same class
+with ``n_beakers=0``; negative or non-integer counts, ``alpha <= 0``,
+``beta < alpha`` and non-finite ``alpha``/``beta`` raise :class:`ValueError`
+naming the argument and the allowed range.
+
 Non-finite gradients
 --------------------
 ``nonfinite="raise"`` (default) checks all gradients of the step first and
@@ -312,6 +332,35 @@ def _visible_foreach(params: list[Tensor], hidden: list[Tensor], n: int, rate: f
         torch._foreach_lerp_(params, [h[0] for h in hidden], rate)
 
 
+#: elements per block of the cache-blocked CPU path (6 float32 blocks of this
+#: size, ~0.8 MB, stay in a core's L2 cache while all passes run over them)
+_BLOCK = 32768
+
+
+def _blocks(tensors: Sequence[Optional[Tensor]], hidden: Optional[Tensor], numel: int,
+            blocked: bool):
+    """Yield ``(views, hidden_view)`` covering the tensors in blocks.
+
+    ``tensors`` (None entries pass through as None) all have ``numel``
+    elements; ``hidden`` has shape ``(m, *shape)``. With ``blocked`` and
+    contiguous tensors, yields views of ``_BLOCK`` consecutive elements
+    (``hidden`` as ``(m, block)``); otherwise yields the whole tensors once.
+    Elementwise updates applied block by block are bit for bit those applied
+    to the whole tensors, but read each element from memory once per step
+    instead of once per pass.
+    """
+    present = [t for t in tensors if t is not None] + ([hidden] if hidden is not None else [])
+    if not blocked or numel <= _BLOCK or not all(t.is_contiguous() for t in present):
+        yield list(tensors), hidden
+        return
+    flat = [None if t is None else t.view(-1) for t in tensors]
+    hflat = None if hidden is None else hidden.view(hidden.shape[0], -1)
+    for start in range(0, numel, _BLOCK):
+        stop = start + _BLOCK
+        yield ([None if t is None else t[start:stop] for t in flat],
+               None if hflat is None else hflat[:, start:stop])
+
+
 # --------------------------------------------------------------------- base
 class _ComplexSynapseBase(Optimizer):
     """Shared machinery: validation, lazy beaker state, the non-finite check,
@@ -490,10 +539,15 @@ class _ComplexSynapseBase(Optimizer):
                 stacklevel=3,
             )
 
-    def _use_foreach(self, group: dict[str, Any], params: list[Tensor]) -> bool:
+    def _mode(self, group: dict[str, Any], params: list[Tensor]) -> str:
+        """``"foreach"``, ``"single"`` (per tensor) or ``"blocked"`` (per
+        tensor, cache-blocked; the default on CPU)."""
         if group.get("foreach") is not None:
-            return bool(group["foreach"])
-        return len({p.device for p in params}) <= 1
+            return "foreach" if group["foreach"] else "single"
+        devices = {p.device for p in params}
+        if all(d.type == "cpu" for d in devices):
+            return "blocked"
+        return "foreach" if len(devices) <= 1 else "single"
 
     @staticmethod
     def _buckets(params: list[Tensor], keys: Sequence[Any]) -> dict[Any, list[int]]:
@@ -536,11 +590,11 @@ class _ComplexSynapseBase(Optimizer):
         self._n_calls += 1
         for group, params, grads in collected:
             if params:
-                self._update_group(group, params, grads, self._use_foreach(group, params))
+                self._update_group(group, params, grads, self._mode(group, params))
         return loss
 
     def _update_group(
-        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], foreach: bool
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], mode: str
     ) -> None:
         raise NotImplementedError
 
@@ -580,8 +634,11 @@ class ComplexSynapseSGD(_ComplexSynapseBase):
         (:math:`\Delta t = 1`).
     :param nonfinite: ``"raise"``, ``"skip"`` or ``"ignore"`` (see the module
         docstring).
-    :param foreach: use the multi-tensor (``torch._foreach_*``) path; None
-        (default) picks it when the group's parameters share one device.
+    :param foreach: True: the multi-tensor (``torch._foreach_*``) path;
+        False: a per-tensor loop; None (default): on CPU the per-tensor,
+        cache-blocked path (see *Cost* in the module docstring), elsewhere
+        the multi-tensor path when the group's parameters share one device.
+        All three give bit-identical results.
 
     State per parameter (created at its first step): ``"beakers"``, a tensor
     of shape ``(n_beakers - 1, *p.shape)`` holding :math:`u_2..u_n` (only
@@ -630,7 +687,7 @@ class ComplexSynapseSGD(_ComplexSynapseBase):
             raise ValueError("nesterov requires momentum > 0 and dampening == 0")
 
     def _update_group(
-        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], foreach: bool
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], mode: str
     ) -> None:
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
         wd, nesterov, n = group["weight_decay"], group["nesterov"], group["n_beakers"]
@@ -641,23 +698,30 @@ class ComplexSynapseSGD(_ComplexSynapseBase):
         states = [self.state[p] for p in params]
         hidden = [self._hidden_state(p, s, n) for p, s in zip(params, states)]
 
-        if not foreach:
+        if mode != "foreach":
             for p, g, s, h in zip(params, grads, states, hidden):
-                d = g
-                if wd != 0:
-                    d = d.add(p, alpha=wd)
+                buf = None
+                first = False
                 if momentum != 0:
                     buf = s.get("momentum_buffer")
-                    if buf is None:
-                        buf = d.detach().clone()
+                    if buf is None:  # torch.optim.SGD: the first buffer is the direction
+                        buf = torch.empty_like(p, memory_format=torch.preserve_format)
                         s["momentum_buffer"] = buf
-                    else:
-                        buf.mul_(momentum).add_(d, alpha=1 - dampening)
-                    d = d.add(buf, alpha=momentum) if nesterov else buf
-                _visible_single(p, h, n, rates.visible)
-                p.add_(d, alpha=-lr)
-                if h is not None:
-                    _hidden_single(p, h, rates)
+                        first = True
+                for (pb, gb, bb), hb in _blocks((p, g, buf), h, p.numel(), mode == "blocked"):
+                    d = gb
+                    if wd != 0:
+                        d = d.add(pb, alpha=wd)
+                    if bb is not None:
+                        if first:
+                            bb.copy_(d)
+                        else:
+                            bb.mul_(momentum).add_(d, alpha=1 - dampening)
+                        d = d.add(bb, alpha=momentum) if nesterov else bb
+                    _visible_single(pb, hb, n, rates.visible)
+                    pb.add_(d, alpha=-lr)
+                    if hb is not None:
+                        _hidden_single(pb, hb, rates)
             return
 
         for idx in self._buckets(params, [None] * len(params)).values():
@@ -723,7 +787,8 @@ class ComplexSynapseAdam(_ComplexSynapseBase):
     :param beta: longest timescale (>= alpha). Default 2500.
     :param timescale: ``"reference"`` or ``"iterations"``.
     :param nonfinite: ``"raise"``, ``"skip"`` or ``"ignore"``.
-    :param foreach: multi-tensor path; None picks it on a single device.
+    :param foreach: multi-tensor path (True), per-tensor loop (False) or
+        None: cache-blocked on CPU, multi-tensor on one other device.
 
     State per parameter: ``"step"`` (a float32 CPU scalar tensor, as
     ``torch.optim.Adam``), ``"exp_avg"``, ``"exp_avg_sq"`` and, when
@@ -771,7 +836,7 @@ class ComplexSynapseAdam(_ComplexSynapseBase):
             raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
 
     def _update_group(
-        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], foreach: bool
+        self, group: dict[str, Any], params: list[Tensor], grads: list[Tensor], mode: str
     ) -> None:
         lr, eps, wd, n = group["lr"], group["eps"], group["weight_decay"], group["n_beakers"]
         beta1, beta2 = group["betas"]
@@ -797,22 +862,23 @@ class ComplexSynapseAdam(_ComplexSynapseBase):
                 self._warn_rates(rates)
             return bc1, bc2, eta, rates
 
-        if not foreach:
+        if mode != "foreach":
             for p, g, s, h, step in zip(params, grads, states, hidden, steps):
-                d = g.add(p, alpha=wd) if wd != 0 else g
-                m, v = s["exp_avg"], s["exp_avg_sq"]
-                m.lerp_(d, 1 - beta1)
-                v.mul_(beta2).addcmul_(d, d, value=1 - beta2)
                 bc1, bc2, eta, rates = constants(step)
-                if n == 0:
-                    denom = (v.sqrt() / bc2**0.5).add_(eps)
-                    p.addcdiv_(m, denom, value=-(lr / bc1))
-                    continue
-                denom = v.sqrt().add_(eps)
-                _visible_single(p, h, n, rates.visible)
-                p.addcdiv_(m, denom, value=-eta)
-                if h is not None:
-                    _hidden_single(p, h, rates)
+                blocks = _blocks((p, g, s["exp_avg"], s["exp_avg_sq"]), h, p.numel(), mode == "blocked")
+                for (pb, gb, m, v), hb in blocks:
+                    d = gb.add(pb, alpha=wd) if wd != 0 else gb
+                    m.lerp_(d, 1 - beta1)
+                    v.mul_(beta2).addcmul_(d, d, value=1 - beta2)
+                    if n == 0:
+                        denom = (v.sqrt() / bc2**0.5).add_(eps)
+                        pb.addcdiv_(m, denom, value=-(lr / bc1))
+                        continue
+                    denom = v.sqrt().add_(eps)
+                    _visible_single(pb, hb, n, rates.visible)
+                    pb.addcdiv_(m, denom, value=-eta)
+                    if hb is not None:
+                        _hidden_single(pb, hb, rates)
             return
 
         for (_, _, step), idx in self._buckets(params, steps).items():

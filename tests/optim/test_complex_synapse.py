@@ -516,3 +516,58 @@ def test_tiny_rates_stay_accurate_in_float32():
     # rounded to float32 would be off by ~4e-4
     torch.testing.assert_close(1 - runs[1][0], displaced, rtol=2.5e-4, atol=0)
     torch.testing.assert_close(runs[1][1:], runs[0][1:], rtol=1e-3, atol=0)
+
+
+# --------------------------------------------------------------------- cache-blocked CPU path
+BLOCKED_CASES = [
+    (ComplexSynapseSGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-3,
+                         "n_beakers": 4, "alpha": 1.0, "beta": 20.0}),
+    (ComplexSynapseSGD, {"lr": 0.1, "momentum": 0.5, "dampening": 0.1, "n_beakers": 5,
+                         "alpha": 1.0, "beta": 30.0, "timescale": "iterations"}),
+    (ComplexSynapseSGD, {"lr": 0.1, "n_beakers": 1, "alpha": 1.0, "beta": 5.0}),
+    (ComplexSynapseAdam, {"lr": 0.01, "weight_decay": 1e-3, "n_beakers": 3, "alpha": 0.05,
+                          "beta": 1.0}),
+    (ComplexSynapseAdam, {"lr": 0.01, "n_beakers": 0}),
+]
+
+
+@pytest.mark.parametrize("cls,kw", BLOCKED_CASES)
+def test_cache_blocked_path_is_bit_identical(cls, kw, monkeypatch):
+    """The CPU default runs the passes block by block (blocks of 7 elements
+    here, so every tensor has a ragged last block); it must equal the
+    per-tensor and the multi-tensor paths exactly."""
+    import avalanche_sparse.optim.complex_synapse as impl
+
+    monkeypatch.setattr(impl, "_BLOCK", 7)
+    data = batches(6)
+    models = [mlp() for _ in range(3)]
+    opts = [cls(models[0].parameters(), **kw), cls(models[1].parameters(), foreach=False, **kw),
+            cls(models[2].parameters(), foreach=True, **kw)]
+    assert opts[0]._mode(opts[0].param_groups[0], list(models[0].parameters())) == "blocked"
+    for model, opt in zip(models, opts):
+        train(model, opt, data)
+    for ps in zip(*(m.parameters() for m in models)):
+        for q, o in zip(ps[1:], opts[1:]):
+            assert torch.equal(ps[0], q)
+            assert torch.equal(opts[0].beakers(ps[0]), o.beakers(q))
+    sds = [o.state_dict()["state"] for o in opts]
+    for k in sds[0]:
+        for key in sds[0][k]:
+            assert all(torch.equal(sds[0][k][key], sd[k][key]) for sd in sds[1:])
+
+
+def test_blocked_path_falls_back_on_non_contiguous(monkeypatch):
+    import avalanche_sparse.optim.complex_synapse as impl
+
+    monkeypatch.setattr(impl, "_BLOCK", 4)
+    base = torch.randn(6, 5)
+    p1 = nn.Parameter(base.t().contiguous().t())  # non-contiguous layout
+    p2 = nn.Parameter(base.clone())
+    o1 = ComplexSynapseSGD([p1], lr=0.1, n_beakers=3, alpha=1.0, beta=9.0)
+    o2 = ComplexSynapseSGD([p2], lr=0.1, n_beakers=3, alpha=1.0, beta=9.0, foreach=False)
+    for k in range(3):
+        g = torch.randn(6, 5, generator=torch.Generator().manual_seed(k))
+        p1.grad, p2.grad = g.clone(), g.clone()
+        o1.step()
+        o2.step()
+    assert torch.equal(p1, p2) and torch.equal(o1.beakers(p1), o2.beakers(p2))

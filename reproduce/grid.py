@@ -276,6 +276,16 @@ def _build(method_name, benchmark, seed, protocol, out, info, *, progress, posit
     return strategy, tb_logger, hp
 
 
+def _fast_loader_stats(strategy) -> Optional[dict]:
+    """Swaps and fallbacks of the cell's :class:`FastTensorLoaderPlugin`."""
+    from avalanche_sparse.strategies import FastTensorLoaderPlugin
+
+    for p in strategy.plugins:
+        if isinstance(p, FastTensorLoaderPlugin):
+            return {"swaps": p.swaps, "fallbacks": p.fallbacks, "last_fallback": p.last_fallback}
+    return None
+
+
 def _checkpoint_key(method_name, benchmark, seed, protocol, hp, n) -> str:
     """What a checkpoint must match to be resumed from."""
     return json.dumps({"method": method_name, "benchmark": benchmark, "seed": int(seed),
@@ -373,8 +383,7 @@ def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, p
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "checkpoints": checkpoint_note,
-        "fast_loader": {"swaps": fast.swaps, "fallbacks": fast.fallbacks,
-                        "last_fallback": fast.last_fallback},
+        "fast_loader": _fast_loader_stats(strategy),
     }
     if start:
         result["resumed_after_experience"] = start

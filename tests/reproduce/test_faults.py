@@ -83,7 +83,7 @@ def test_kill_9_of_a_worker_mid_cell_then_resume(data_root, tmp_path):
     assert killed["status"] == "failed" and "SIGKILL" in killed["error"] and "re-run to resume" in killed["error"]
     assert "naive_blocking" in (out / "table1.md").read_text()
     finished_before = _cell(out, "naive", "split_mnist_task")
-    assert finished_before["status"] == "ok" and ck.exists()
+    assert finished_before["status"] == "ok" and ck.exists(), finished_before.get("error")
 
     block.unlink()  # resume: the killed cell continues after experience 0, the finished one is kept
     assert _run(data_root, out, "--methods", "naive_blocking", "naive", "--benchmarks", "split_mnist_task") == 0

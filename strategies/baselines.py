@@ -9,6 +9,11 @@ exist:
   (Kirkpatrick et al. 2017, PNAS 114(13)).
 * ``si`` -- Synaptic Intelligence, ``avalanche.training.SynapticIntelligence``
   (Zenke, Poole & Ganguli 2017, ICML).
+* ``si_fixed`` -- the same SI with the avalanche-lib 0.6.0 CPU bug worked
+  around (:class:`~avalanche_sparse.strategies.SafeSynapticIntelligencePlugin`:
+  the stock plugin snapshots weights with ``param.detach().cpu()``, a *view*
+  on CPU, so its importance and penalty stay exactly 0 and ``si`` is plain
+  fine-tuning on CPU); same lambda, eps and importance clamp (0.001) as stock.
 * ``joint`` -- the cumulative upper bound (the seed's ``cumul``):
   ``avalanche.training.Cumulative`` retrains on all data seen so far.
 """
@@ -16,7 +21,7 @@ from __future__ import annotations
 
 from .registry import Method, default_model, default_optimizer, register
 
-__all__ = ["NAIVE", "EWC_METHOD", "SI_METHOD", "JOINT"]
+__all__ = ["NAIVE", "EWC_METHOD", "SI_METHOD", "SI_FIXED", "JOINT"]
 
 NAIVE = register(Method(
     name="naive",
@@ -48,6 +53,24 @@ SI_METHOD = register(Method(
     strategy="avalanche.training.SynapticIntelligence",
     strategy_kwargs=lambda ctx: {"si_lambda": float(ctx.hparams["si_lambda"]),
                                  "eps": float(ctx.hparams["si_eps"])},
+    hparams={"si_lambda": 1.0, "si_eps": 0.1},
+    hparams_by_benchmark={"permuted_mnist": {"si_lambda": 10.0}},
+))
+
+def _si_fixed_plugins(ctx) -> list:
+    from .dendrites import SafeSynapticIntelligencePlugin
+
+    return [SafeSynapticIntelligencePlugin(float(ctx.hparams["si_lambda"]), eps=float(ctx.hparams["si_eps"]),
+                                           clip_to=0.001)]
+
+
+SI_FIXED = register(Method(
+    name="si_fixed",
+    description="Synaptic Intelligence with Avalanche 0.6's CPU snapshot bug worked around (Naive + SafeSI plugin)",
+    model=default_model,
+    optimizer=default_optimizer,
+    strategy="avalanche.training.Naive",
+    plugins=_si_fixed_plugins,
     hparams={"si_lambda": 1.0, "si_eps": 0.1},
     hparams_by_benchmark={"permuted_mnist": {"si_lambda": 10.0}},
 ))

@@ -29,7 +29,7 @@ def _importance(strategy) -> float:
     from avalanche.training.plugins import SynapticIntelligencePlugin
 
     plugin = next(p for p in strategy.plugins if isinstance(p, SynapticIntelligencePlugin))
-    return float(sum(v.abs().sum() for v in plugin.syn_data["cum_trajectory"].values()))
+    return float(sum(v.data.abs().sum() for v in plugin.syn_data["cum_trajectory"].values()))
 
 
 def test_si_fixed_accumulates_importance_where_stock_si_does_not(tiny_benchmark):

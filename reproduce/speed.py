@@ -222,7 +222,7 @@ def main(argv=None) -> int:
         print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.3f}s" for k, v in times.items())
               + " | data only: " + ", ".join(f"{k} {v[-1]:.3f}s" for k, v in data_times.items()),
               flush=True)
-    res["samples_s"] = {k: [round(v, 4) for v in vs] for k, vs in times.items()}
+    res["samples_s"] = {k: [round(v, 6) for v in vs] for k, vs in times.items()}
     for k, vs in times.items():
         res[f"{k}_epoch_s"] = _median(vs)
     for k in times:
@@ -230,7 +230,7 @@ def main(argv=None) -> int:
             n = len(times[k])
             res[f"{k}_vs_bare"] = _median([a / b for a, b in zip(times[k], times["bare"][:n])])
     # the data path alone (one epoch of minibatches, no model)
-    res["data_only_samples_s"] = {k: [round(v, 4) for v in vs] for k, vs in data_times.items()}
+    res["data_only_samples_s"] = {k: [round(v, 6) for v in vs] for k, vs in data_times.items()}
     for k, vs in data_times.items():
         res[f"data_only_{k}_s"] = _median(vs)
     if hasattr(os, "getloadavg"):

@@ -35,7 +35,8 @@ from avalanche.evaluation.metric_results import MetricValue
 from avalanche.training.plugins import SynapticIntelligencePlugin
 from torch import Tensor
 
-from avalanche_sparse.layers import rezero_weights
+
+from .sparse import SparseNetworkPlugin
 
 __all__ = [
     "PrototypeContextPlugin",
@@ -228,13 +229,14 @@ class OptimizerResetPlugin(SupervisedPlugin):
         self.resets += 1
 
 
-class RezeroAfterStepPlugin(SupervisedPlugin):
-    """Calls :func:`avalanche_sparse.layers.rezero_weights` on the model in
-    ``after_update``, i.e. after every optimizer step (the optimizer does not
-    know the fixed masks of sparse feed-forward and dendritic weights)."""
+class RezeroAfterStepPlugin(SparseNetworkPlugin):
+    """:class:`~avalanche_sparse.strategies.SparseNetworkPlugin` without boost
+    decay: re-zeroes the fixed masks of sparse feed-forward and dendritic
+    weights after every optimizer step (the optimizer does not know them)
+    and at the start of every experience."""
 
-    def after_update(self, strategy, *args, **kwargs):
-        rezero_weights(strategy.model)
+    def __init__(self) -> None:
+        super().__init__(rezero=True, decay_boost=False)
 
 
 class SafeSynapticIntelligencePlugin(SynapticIntelligencePlugin):

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from avalanche_sparse.layers.kwinners import KWinners
-from avalanche_sparse.layers.topk import GABASwitchTopK, linear_k_schedule
+from avalanche_sparse.layers.topk import GABASwitchTopK, _check_int, linear_k_schedule
 
 __all__ = ["SDMLP", "TopKMLP", "stale_momentum_optimizer", "warn_stale_momentum",
            "StaleMomentumWarning"]
@@ -90,16 +90,6 @@ def warn_stale_momentum(optimizer: torch.optim.Optimizer, where: str = "SDMLP") 
         "(momentum=0) is recommended for continual learning.",
         StaleMomentumWarning, stacklevel=3)
     return True
-
-
-def _check_int(name: str, value, low: int, high: Optional[int] = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        rng = f"[{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be in {rng}, got {value}")
-    return value
 
 
 def _check_schedule(k: int, k_max: Optional[int], n: int, k_transition_epochs: float) -> tuple[int, float]:

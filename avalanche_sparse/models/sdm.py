@@ -30,7 +30,7 @@ mask-style Top-K (:class:`~avalanche_sparse.layers.KWinners` with
 from __future__ import annotations
 
 import warnings
-from numbers import Integral, Real
+from numbers import Real
 from typing import Optional, Sequence
 
 import torch

@@ -424,7 +424,7 @@ class _ComplexSynapseBase(Optimizer):
         if not group["weight_decay"] >= 0:
             raise ValueError(f"weight_decay must be >= 0, got {group['weight_decay']!r}")
         fused = group.get("fused")
-        if fused not in (None, True, False):
+        if not (fused is None or isinstance(fused, bool)):
             raise ValueError(f"fused must be True, False or None, got {fused!r}")
         if fused and group.get("foreach"):
             raise ValueError("fused=True and foreach=True cannot both be set")

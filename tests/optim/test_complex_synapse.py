@@ -94,14 +94,18 @@ ORACLE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("foreach", [True, False])
+PATHS = {"foreach": {"foreach": True}, "single": {"foreach": False},
+         "fused": {"fused": True}, "blocked": {"fused": False}}
+
+
+@pytest.mark.parametrize("path", list(PATHS))
 @pytest.mark.parametrize("kind,lr,n,alpha,beta,timescale", ORACLE_CASES)
-def test_matches_per_element_oracle(kind, lr, n, alpha, beta, timescale, foreach):
+def test_matches_per_element_oracle(kind, lr, n, alpha, beta, timescale, path):
     params, target, curv, noise = toy()
     w0, c0, t0 = flat(params), flat(curv), flat(target)
     noise_flat = [flat(z) for z in noise]
     cls = ComplexSynapseSGD if kind == "sgd" else ComplexSynapseAdam
-    opt = cls(params, lr=lr, n_beakers=n, alpha=alpha, beta=beta, timescale=timescale, foreach=foreach)
+    opt = cls(params, lr=lr, n_beakers=n, alpha=alpha, beta=beta, timescale=timescale, **PATHS[path])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the large-rate case warns
         for z in noise:

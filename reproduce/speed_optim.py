@@ -13,8 +13,10 @@ model):
 * ``torch_sgd`` -- :class:`torch.optim.SGD` (its default path on this device);
 * ``torch_sgd_foreach`` -- :class:`torch.optim.SGD` with ``foreach=True``;
 * ``cs_sgd`` -- :class:`~avalanche_sparse.optim.ComplexSynapseSGD` with
-  ``n_beakers=5``, defaults (on CPU the cache-blocked path; non-finite check
-  on);
+  ``n_beakers=5``, defaults (on CPU the fused one-pass kernel; non-finite
+  check on);
+* ``cs_sgd_blocked`` -- the same with ``fused=False`` (on CPU the
+  cache-blocked path, the default before the fused kernel);
 * ``cs_sgd_nocheck`` -- the same with ``nonfinite="ignore"``;
 * ``cs_sgd_foreach`` -- the same with ``foreach=True`` (multi-tensor ops
   over whole tensors);
@@ -72,6 +74,7 @@ def _variants() -> dict[str, Callable]:
         "torch_sgd": lambda ps: torch.optim.SGD(ps, lr=LR),
         "torch_sgd_foreach": lambda ps: torch.optim.SGD(ps, lr=LR, foreach=True),
         "cs_sgd": lambda ps: ComplexSynapseSGD(ps, lr=LR, n_beakers=5),
+        "cs_sgd_blocked": lambda ps: ComplexSynapseSGD(ps, lr=LR, n_beakers=5, fused=False),
         "cs_sgd_nocheck": lambda ps: ComplexSynapseSGD(ps, lr=LR, n_beakers=5, nonfinite="ignore"),
         "cs_sgd_foreach": lambda ps: ComplexSynapseSGD(ps, lr=LR, n_beakers=5, foreach=True),
         "cs_sgd_single": lambda ps: ComplexSynapseSGD(ps, lr=LR, n_beakers=5, foreach=False),
@@ -79,8 +82,8 @@ def _variants() -> dict[str, Callable]:
 
 
 #: variant names, in measurement order
-VARIANTS = ("torch_sgd", "torch_sgd_foreach", "cs_sgd", "cs_sgd_nocheck", "cs_sgd_foreach",
-            "cs_sgd_single")
+VARIANTS = ("torch_sgd", "torch_sgd_foreach", "cs_sgd", "cs_sgd_blocked", "cs_sgd_nocheck",
+            "cs_sgd_foreach", "cs_sgd_single")
 
 
 def _state_bytes(opt: torch.optim.Optimizer) -> int:

@@ -94,14 +94,18 @@ ORACLE_CASES = [
 ]
 
 
-@pytest.mark.parametrize("foreach", [True, False])
+PATHS = {"foreach": {"foreach": True}, "single": {"foreach": False},
+         "fused": {"fused": True}, "blocked": {"fused": False}}
+
+
+@pytest.mark.parametrize("path", list(PATHS))
 @pytest.mark.parametrize("kind,lr,n,alpha,beta,timescale", ORACLE_CASES)
-def test_matches_per_element_oracle(kind, lr, n, alpha, beta, timescale, foreach):
+def test_matches_per_element_oracle(kind, lr, n, alpha, beta, timescale, path):
     params, target, curv, noise = toy()
     w0, c0, t0 = flat(params), flat(curv), flat(target)
     noise_flat = [flat(z) for z in noise]
     cls = ComplexSynapseSGD if kind == "sgd" else ComplexSynapseAdam
-    opt = cls(params, lr=lr, n_beakers=n, alpha=alpha, beta=beta, timescale=timescale, foreach=foreach)
+    opt = cls(params, lr=lr, n_beakers=n, alpha=alpha, beta=beta, timescale=timescale, **PATHS[path])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the large-rate case warns
         for z in noise:
@@ -533,7 +537,7 @@ BLOCKED_CASES = [
 
 @pytest.mark.parametrize("cls,kw", BLOCKED_CASES)
 def test_cache_blocked_path_is_bit_identical(cls, kw, monkeypatch):
-    """The CPU default runs the passes block by block (blocks of 7 elements
+    """With fused=False the CPU path runs the passes block by block (blocks of 7 elements
     here, so every tensor has a ragged last block); it must equal the
     per-tensor and the multi-tensor paths exactly."""
     import avalanche_sparse.optim.complex_synapse as impl
@@ -541,7 +545,8 @@ def test_cache_blocked_path_is_bit_identical(cls, kw, monkeypatch):
     monkeypatch.setattr(impl, "_BLOCK", 7)
     data = batches(6)
     models = [mlp() for _ in range(3)]
-    opts = [cls(models[0].parameters(), **kw), cls(models[1].parameters(), foreach=False, **kw),
+    opts = [cls(models[0].parameters(), fused=False, **kw),
+            cls(models[1].parameters(), foreach=False, **kw),
             cls(models[2].parameters(), foreach=True, **kw)]
     assert opts[0]._mode(opts[0].param_groups[0], list(models[0].parameters())) == "blocked"
     for model, opt in zip(models, opts):
@@ -563,7 +568,7 @@ def test_blocked_path_falls_back_on_non_contiguous(monkeypatch):
     base = torch.randn(6, 5)
     p1 = nn.Parameter(base.t().contiguous().t())  # non-contiguous layout
     p2 = nn.Parameter(base.clone())
-    o1 = ComplexSynapseSGD([p1], lr=0.1, n_beakers=3, alpha=1.0, beta=9.0)
+    o1 = ComplexSynapseSGD([p1], lr=0.1, n_beakers=3, alpha=1.0, beta=9.0, fused=False)
     o2 = ComplexSynapseSGD([p2], lr=0.1, n_beakers=3, alpha=1.0, beta=9.0, foreach=False)
     for k in range(3):
         g = torch.randn(6, 5, generator=torch.Generator().manual_seed(k))

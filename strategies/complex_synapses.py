@@ -113,3 +113,28 @@ COMPLEX_SYNAPSE_SGD = register(Method(
     hparams_by_benchmark={"split_mnist_task": {**REFERENCE_PROTOCOL, "optimizer": "sgd", "lr": 0.1}},
     benchmarks=_BENCHMARKS,
 ))
+
+
+def _sparse_mlp_cs():
+    """``sparse_mlp_cs``: the combination of two families in one row --
+    ``sparse_mlp``'s network, settings and :class:`SparseNetworkPlugin`
+    (SparseMLP of the seed, DESIGN.md section 5) trained with
+    :class:`~avalanche_sparse.optim.ComplexSynapseSGD` (5 beakers, timescales
+    alpha 500 / beta 2500 in iterations) instead of torch SGD; lr, momentum and
+    weight decay are ``sparse_mlp``'s."""
+    from .sparse import SPARSE_MLP
+
+    return register(Method(
+        name="sparse_mlp_cs",
+        description="sparse_mlp trained with ComplexSynapseSGD (5 beakers, alpha 500 / beta 2500 iterations)",
+        model=SPARSE_MLP.model,
+        optimizer=complex_synapse_sgd,
+        plugins=SPARSE_MLP.plugins,
+        hparams={**SPARSE_MLP.hparams, **_CHAIN, "cs_timescale": "iterations"},
+        hparams_by_benchmark=dict(SPARSE_MLP.hparams_by_benchmark),
+        benchmarks=SPARSE_MLP.benchmarks,
+    ))
+
+
+SPARSE_MLP_CS = _sparse_mlp_cs()
+__all__ += ["SPARSE_MLP_CS"]

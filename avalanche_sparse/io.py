@@ -14,6 +14,15 @@ class OutputDirError(OSError):
     """The output location cannot be written (read-only, full, missing...)."""
 
 
+def _default_mode() -> int:
+    """``0o666`` minus the process umask: the mode ``open()`` would give a new
+    file (``mkstemp`` makes its files 0600, unreadable to other users of a
+    shared results folder)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temp file in the same folder and
     ``os.replace``; the temp file is removed on any failure.
@@ -28,6 +37,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     except OSError as err:
         raise OutputDirError(f"cannot write {path}: {err.strerror or err}") from err
     try:
+        os.fchmod(fd, _default_mode())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

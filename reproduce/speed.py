@@ -130,7 +130,8 @@ def _median(xs: list[float]) -> float:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, default=1, help="epochs per measurement (>= 1)")
-    p.add_argument("--repeats", type=int, default=3, help="interleaved rounds (>= 1)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="interleaved rounds (>= 1; default 3, the optim section its own 30)")
     p.add_argument("--root", help="data root (default: $AVALANCHE_SPARSE_DATA or ~/.avalanche/data)")
     p.add_argument("--out", help="write the figures as JSON here")
     p.add_argument("--skip-stock", action="store_true", help="do not measure the stock generator")
@@ -145,10 +146,12 @@ def main(argv=None) -> int:
         # optimizer step / iteration / memory, ComplexSynapseSGD vs torch SGD
         from reproduce.speed_optim import main as optim_main
 
-        extra = ["--repeats", str(args.repeats)] if "--repeats" in (argv or sys.argv[1:]) else []
+        extra = [] if args.repeats is None else ["--repeats", str(args.repeats)]
         return optim_main(rest + extra + (["--out", args.out] if args.out else []))
     if rest:
         p.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.repeats is None:
+        args.repeats = 3
     if args.epochs < 1:
         raise SystemExit(f"error: --epochs must be >= 1, got {args.epochs}")
     if args.repeats < 1:

@@ -71,8 +71,8 @@ SI_FIXED = register(Method(
     optimizer=default_optimizer,
     strategy="avalanche.training.Naive",
     plugins=_si_fixed_plugins,
-    hparams={"si_lambda": 1.0, "si_eps": 0.1},
-    hparams_by_benchmark={"permuted_mnist": {"si_lambda": 10.0}},
+    hparams=dict(SI_METHOD.hparams),  # the stock row's settings, so the two cannot drift apart
+    hparams_by_benchmark=dict(SI_METHOD.hparams_by_benchmark),
 ))
 
 JOINT = register(Method(

@@ -52,7 +52,11 @@ inputs or dtypes other than float32/64) the winners come from ``topk`` /
 same winners are computed with float arithmetic only (a 0/1 mask and a
 product; a compare-and-count bisection instead of ``topk`` when ``k > n/64``),
 which is about twice as fast there; the tests check that both paths pick the
-same units and pass the same gradients.
+same units and pass the same gradients. Faster still, rows along the last
+axis go to a compiled kernel (:mod:`avalanche_sparse.layers._kwta_cpu`), and
+:class:`KWinners` lets that kernel also apply the boost and count the
+duty-cycle winners, in one pass over each row; it is used whenever it could be
+built (``g++``) and the input is finite.
 """
 from __future__ import annotations
 
@@ -61,6 +65,8 @@ from numbers import Real
 
 import torch
 from torch import Tensor, nn
+
+from . import _kwta_cpu
 
 __all__ = [
     "kwinners",
@@ -115,6 +121,7 @@ _BISECT_MAX_PASSES = 16
 _BISECT_FIRST_CHECK = 9  # first pass after which finished slices are counted
 _BISECT_FINISH_FRACTION = 32  # stop once at most 1/32 of the slices are left (exact topk on those)
 _use_fast_cpu = True  # switch for tests and benchmarks
+_use_native = True  # compiled row kernel (layers/_kwta_cpu.py) inside the fast CPU path
 
 
 def _kth_largest(b: Tensor, k: int, dim: int) -> Tensor:
@@ -183,6 +190,10 @@ def _bisect_threshold(b: Tensor, k: int, dim: int) -> Tensor | None:
 def _keep_mask_cpu(boosted: Tensor, k: int, dim: int, break_ties: bool, relu: bool, dtype: torch.dtype) -> Tensor | None:
     """0/1 ``keep`` tensor of ``dtype`` (CPU path), or ``None`` when the
     reference path must be used."""
+    if _use_native and dim == boosted.dim() - 1 and boosted.dtype == dtype:
+        keep = _kwta_cpu.keep_mask(boosted, k, break_ties, relu)
+        if keep is not None:
+            return keep
     n = boosted.shape[dim]
     thr = None
     if boosted.numel() >= _BISECT_MIN_NUMEL and 64 * k > n and 2 <= k < n:
@@ -536,6 +547,17 @@ class KWinners(KWinnersBase):
                 f"KWinners(n={self.n}) expects input of shape (batch, {self.n}); got {tuple(x.shape)}"
             )
         k = self.k if self.training else self.k_inference
+        if _use_fast_cpu and _use_native and 0 < k < self.n and x.device.type == "cpu":
+            # fused CPU kernel: boosting, winners and the duty-cycle count in one pass
+            factor = torch.exp(self.duty_cycle.to(x.dtype) * (-self._boost)) if self._boost > 0.0 else None
+            res = _kwta_cpu.winners(x, factor, k, self.break_ties, self.relu, count_active=self.training)
+            if res is not None:
+                keep, active = res
+                keep = keep.view(x.shape)
+                y = x.mul_(keep) if self.inplace else x * keep
+                if self.training:
+                    self._update_duty_cycle(active, keep.numel() // self.n)
+                return y
         y = kwinners(x, self.duty_cycle, k, self._boost, self.break_ties, self.relu, self.inplace)
         if self.training:
             flat = y.detach().reshape(-1, self.n)

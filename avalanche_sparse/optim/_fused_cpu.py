@@ -27,14 +27,9 @@ and the optimizers fall back to their unfused path (with one warning).
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-import threading
 from typing import Optional
+
+from .._native import BASE_FLAGS, LazyLibrary, compile_library
 
 __all__ = ["MAX_HIDDEN", "SOURCE", "load", "load_error"]
 
@@ -181,50 +176,11 @@ SOURCE = SOURCE.replace(
     1,
 )
 
-_FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC", "-std=c++17")
-
-_lock = threading.Lock()
-_lib: Optional[ctypes.CDLL] = None
-_error: Optional[str] = None
-_tried = False
-
-
-def _compiler() -> Optional[str]:
-    cxx = os.environ.get("CXX")
-    if cxx:
-        return shutil.which(cxx) or cxx
-    for name in ("g++", "c++", "clang++"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
+_FLAGS = BASE_FLAGS
 
 
 def _build() -> ctypes.CDLL:
-    cxx = _compiler()
-    if cxx is None:
-        raise RuntimeError("no C++ compiler found (set $CXX or install g++)")
-    key = hashlib.sha256(
-        "\0".join([SOURCE, cxx, *_FLAGS, platform.machine(), platform.node()]).encode()
-    ).hexdigest()[:16]
-    cache = os.path.join(tempfile.gettempdir(), f"avalanche_sparse_fused_{os.getuid()}")
-    os.makedirs(cache, mode=0o700, exist_ok=True)
-    lib_path = os.path.join(cache, f"cs_fused_{key}.so")
-    if not os.path.exists(lib_path):
-        src = os.path.join(cache, f"cs_fused_{key}_{os.getpid()}.cpp")
-        tmp = lib_path + f".{os.getpid()}.tmp"
-        with open(src, "w") as f:
-            f.write(SOURCE)
-        try:
-            proc = subprocess.run([cxx, *_FLAGS, src, "-o", tmp], capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise RuntimeError(f"{cxx} failed: {proc.stderr.strip()[-2000:]}")
-            os.replace(tmp, lib_path)
-        finally:
-            for path in (src, tmp):
-                if os.path.exists(path):
-                    os.remove(path)
-    lib = ctypes.CDLL(lib_path)
+    lib = compile_library("cs_fused", SOURCE, _FLAGS)
     vp, i64, ci = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
     for suffix in ("f32", "f64"):
         fn = getattr(lib, f"cs_sgd_{suffix}")
@@ -236,28 +192,19 @@ def _build() -> ctypes.CDLL:
     return lib
 
 
+_library = LazyLibrary(lambda: _build())
+
+
 def load() -> Optional[ctypes.CDLL]:
     """The compiled kernel library, building it on first call; None if the
     build failed (the reason is in :func:`load_error`)."""
-    global _lib, _error, _tried
-    if _tried:
-        return _lib
-    with _lock:
-        if not _tried:
-            try:
-                _lib = _build()
-            except Exception as err:  # any failure -> unfused fallback
-                _lib, _error = None, f"{type(err).__name__}: {err}"
-            _tried = True
-    return _lib
+    return _library.load()
 
 
 def load_error() -> Optional[str]:
     """Why :func:`load` returned None (None if it did not, or was not called)."""
-    return _error
+    return _library.error()
 
 
 def _reset_for_tests() -> None:
-    global _lib, _error, _tried
-    with _lock:
-        _lib, _error, _tried = None, None, False
+    _library.reset()

@@ -246,6 +246,7 @@ def test_entropy():
 
 # --------------------------------------------------------------------- fast CPU path
 _impl = importlib.import_module("avalanche_sparse.layers.kwinners")
+_kwta_cpu = importlib.import_module("avalanche_sparse.layers._kwta_cpu")
 
 
 def _data(kind: str, shape) -> torch.Tensor:
@@ -273,16 +274,21 @@ def _both_paths(fn, x, monkeypatch):
     return out
 
 
+@pytest.mark.parametrize("native", [True, False], ids=["native", "torch"])
 @pytest.mark.parametrize("kind", ["gauss", "ties", "relu", "heavy", "nan"])
 @pytest.mark.parametrize("break_ties, relu", [(False, False), (False, True), (True, False), (True, True)])
-def test_fast_cpu_path_selects_the_same_winners(kind, break_ties, relu, monkeypatch):
+def test_fast_cpu_path_selects_the_same_winners(kind, break_ties, relu, native, monkeypatch):
+    if native and _kwta_cpu.load() is None:
+        pytest.skip(f"k-WTA kernel not buildable here: {_kwta_cpu.load_error()}")
+    monkeypatch.setattr(_impl, "_use_native", native)
     x = _data(kind, (48, 1000))
     duty = torch.rand(1000, generator=torch.Generator().manual_seed(0)) * 0.3
     for k in (2, 15, 100, 600, 999):
         (ya, ga), (yb, gb) = _both_paths(lambda t: kwinners(t, duty, k, 1.0, break_ties, relu), x, monkeypatch)
-        if break_ties and kind == "ties":  # which tied unit wins is unspecified; counts and values agree
-            assert torch.equal((ya != 0).sum(1), (yb != 0).sum(1))
+        if break_ties and kind in ("ties", "relu"):  # which tied unit wins is unspecified
+            # ("relu" rows hold many tied zeros): values and winner counts agree
             assert torch.equal(ya.sort(1).values, yb.sort(1).values)
+            assert torch.equal((ga != 0).sum(1), (gb != 0).sum(1))
         else:
             assert torch.equal(ya, yb) and torch.equal(ga, gb), (kind, k)
 
@@ -364,3 +370,74 @@ def test_matches_nupic_torch():  # pragma: no cover - needs the AGPL reference i
             assert torch.allclose(ours(x.clone()), ref(x.clone()))
             assert torch.allclose(ours.duty_cycle, ref.duty_cycle)
         assert (ours.k, ours.k_inference) == (ref.k, ref.k_inference)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("break_ties", [False, True])
+def test_native_kernel_matches_reference_and_is_used(dtype, break_ties, monkeypatch):
+    """The compiled row kernel gives the reference winners in both dtypes,
+    including near-ties (values one float apart) and rows whose k-th value
+    repeats, and it really is the path taken on CPU."""
+    if _kwta_cpu.load() is None:
+        pytest.skip(f"k-WTA kernel not buildable here: {_kwta_cpu.load_error()}")
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(64, 333, generator=g).to(dtype)
+    x[0, :10] = 1.0  # k-th and (k+1)-th values tied
+    x[1, 5] = torch.nextafter(x[1, 4], torch.tensor(float("inf"), dtype=dtype))  # one float apart
+    calls = []
+    real = _kwta_cpu.keep_mask
+    monkeypatch.setattr(_kwta_cpu, "keep_mask", lambda *a: calls.append(1) or real(*a))
+    for k in (1, 5, 40, 200, 332):
+        ya = kwinners(x, None, k, 0.0, break_ties)
+        monkeypatch.setattr(_impl, "_use_fast_cpu", False)
+        yb = kwinners(x, None, k, 0.0, break_ties)
+        monkeypatch.setattr(_impl, "_use_fast_cpu", True)
+        if break_ties:
+            assert torch.equal(ya.sort(1).values, yb.sort(1).values)
+            assert torch.equal((ya != 0).sum(1), torch.full((64,), k))
+        else:
+            assert torch.equal(ya, yb), k
+    assert len(calls) == 5
+
+
+def test_native_kernel_nan_falls_back_to_reference(monkeypatch):
+    if _kwta_cpu.load() is None:
+        pytest.skip(f"k-WTA kernel not buildable here: {_kwta_cpu.load_error()}")
+    x = torch.randn(4, 50)
+    x[2, 7] = float("inf")
+    assert _kwta_cpu.keep_mask(x, 5, False, False) is None
+    assert _kwta_cpu.keep_mask(x[:2], 5, False, False) is not None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("break_ties, relu", [(False, False), (True, False), (False, True)])
+def test_kwinners_module_fused_kernel_matches_reference(dtype, break_ties, relu, monkeypatch):
+    """KWinners' fused CPU path (boost, winners and duty-cycle count in the
+    kernel) gives the reference outputs, gradients and duty cycles over
+    several training steps with boosting, and at evaluation."""
+    if _kwta_cpu.load() is None:
+        pytest.skip(f"k-WTA kernel not buildable here: {_kwta_cpu.load_error()}")
+    mods = [KWinners(300, 0.1, boost_strength=1.5, duty_cycle_period=200, break_ties=break_ties, relu=relu)
+            .to(dtype) for _ in range(2)]
+    g = torch.Generator().manual_seed(7)
+    xs = [torch.randn(32, 300, generator=g, dtype=dtype) for _ in range(6)]
+    calls = []
+    real = _kwta_cpu.winners
+    monkeypatch.setattr(_kwta_cpu, "winners", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    for step, x0 in enumerate(xs):
+        train = step < 4
+        res = []
+        for fast, m in zip((True, False), mods):
+            monkeypatch.setattr(_impl, "_use_fast_cpu", fast)
+            m.train(train)
+            x = x0.clone().requires_grad_()
+            y = m(x)
+            (y * torch.arange(300, dtype=dtype)).sum().backward()
+            res.append((y.detach(), x.grad, m.duty_cycle.clone()))
+        (ya, ga, da), (yb, gb, db) = res
+        if break_ties:
+            assert torch.equal(ya.sort(1).values, yb.sort(1).values), step
+        else:
+            assert torch.equal(ya, yb) and torch.equal(ga, gb), step
+        assert torch.equal(da, db), step  # counts are whole numbers: exact
+    assert len(calls) == len(xs)

@@ -286,11 +286,20 @@ def _fast_loader_stats(strategy) -> Optional[dict]:
     return None
 
 
-def _checkpoint_key(method_name, benchmark, seed, protocol, hp, n) -> str:
+def _optimizer_record(optimizer) -> dict:
+    """Class and implementation switches (``fused``/``foreach``) of a cell's optimizer."""
+    group = optimizer.param_groups[0] if getattr(optimizer, "param_groups", None) else {}
+    return {"class": type(optimizer).__name__,
+            **{k: group[k] for k in ("fused", "foreach") if k in group}}
+
+
+def _checkpoint_key(method_name, benchmark, seed, protocol, hp, n, optimizer=None) -> str:
     """What a checkpoint must match to be resumed from."""
-    return json.dumps({"method": method_name, "benchmark": benchmark, "seed": int(seed),
-                       "protocol": protocol, "hparams": hp, "n_experiences": n,
-                       "torch": torch.__version__}, sort_keys=True, default=str)
+    key = {"method": method_name, "benchmark": benchmark, "seed": int(seed),
+           "protocol": protocol, "hparams": hp, "n_experiences": n, "torch": torch.__version__}
+    if optimizer is not None:
+        key["optimizer"] = optimizer
+    return json.dumps(key, sort_keys=True, default=str)
 
 
 def _resume(strategy, tb_logger, saved, train_exps, test_stream, tb_dir):
@@ -321,7 +330,8 @@ def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, p
     strategy, tb_logger, hp = _build(method_name, benchmark, seed, protocol, out, info,
                                      cifar10_source=getattr(bm, "cifar10_source", None),
                                      progress=progress, position=position, device=device)
-    key = _checkpoint_key(method_name, benchmark, seed, protocol, hp, n)
+    optim_record = _optimizer_record(strategy.optimizer)
+    key = _checkpoint_key(method_name, benchmark, seed, protocol, hp, n, optim_record)
     ck_path = checkpoint_path(out, method_name, benchmark, seed)
     matrix: list[list[Optional[float]]] = []
     last: dict = {}
@@ -378,6 +388,7 @@ def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, p
         "acc_matrix": matrix,
         "train_time_s": round(train_time, 2),
         "hparams": {k: v for k, v in hp.items()},
+        "optimizer": optim_record,
         "n_experiences": n,
         "cifar10_source": getattr(bm, "cifar10_source", None),
         "torch": torch.__version__,

@@ -30,6 +30,7 @@ def dendrite_step_times(hidden_sizes=(2048, 2048), num_segments: int = 10, batch
 
     from avalanche_sparse.layers import rezero_weights
     from avalanche_sparse.models import DendriticMLP
+    from avalanche_sparse.strategies import torch_optimizer
 
     torch.manual_seed(seed)
     kw = dict(hidden_sizes=list(hidden_sizes), kw_percent_on=0.05, weight_sparsity=0.5, seed=seed)
@@ -39,7 +40,8 @@ def dendrite_step_times(hidden_sizes=(2048, 2048), num_segments: int = 10, batch
     for t in range(num_segments):
         nets["dendritic"].update_prototype(t, protos[t], 1)
     nets["dendritic"].context_task = 0
-    opts = {k: torch.optim.Adam(m.parameters(), lr=5e-4) for k, m in nets.items()}
+    # the optimizer the dendrites rows train with (torch's fused Adam)
+    opts = {k: torch_optimizer("adam", m.parameters(), lr=5e-4) for k, m in nets.items()}
     x = torch.randn(batch, 784)
     y = torch.randint(0, 10, (batch,))
     loss_fn = nn.CrossEntropyLoss()

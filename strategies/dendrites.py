@@ -335,8 +335,11 @@ def _mlp_baseline_model(ctx):
 
 
 def _adam(model, ctx):
+    from .registry import torch_optimizer
+
     hp = paper_settings(ctx)
-    return torch.optim.Adam(model.parameters(), lr=float(hp["lr"]))
+    return torch_optimizer("adam", model.parameters(), lr=float(hp["lr"]),
+                           fused=bool(hp.get("fused_optimizer", True)))
 
 
 def _loop_settings(ctx) -> dict:

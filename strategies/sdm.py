@@ -42,7 +42,7 @@ import torch
 from avalanche.core import SupervisedPlugin
 from torch import nn
 
-from .registry import Method, MethodContext, register
+from .registry import Method, MethodContext, register, torch_optimizer
 
 __all__ = ["SDMPlugin", "SDMLP_METHOD", "TOPK_METHOD", "SDMLP_EWC_METHOD", "SDMLP_SGDM_METHOD",
            "SDMLP_ADAM_METHOD", "sdm_model", "topk_model", "sdm_plugins"]
@@ -216,11 +216,8 @@ def _dead_neurons():
 def _sdm_optimizer(model: nn.Module, ctx: MethodContext) -> torch.optim.Optimizer:
     """``sgd`` (momentum from hparams, 0 for SDMLP) or ``adam``."""
     hp = ctx.hparams
-    if hp["optimizer"] == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=float(hp["lr"]), momentum=float(hp.get("momentum", 0.0)))
-    if hp["optimizer"] == "adam":
-        return torch.optim.Adam(model.parameters(), lr=float(hp["lr"]))
-    raise ValueError(f"optimizer must be 'sgd' or 'adam', got {hp['optimizer']!r}")
+    return torch_optimizer(hp["optimizer"], model.parameters(), lr=float(hp["lr"]),
+                           momentum=float(hp.get("momentum", 0.0)), fused=bool(hp.get("fused_optimizer", True)))
 
 
 _BENCHMARKS = ("split_mnist_class", "split_cifar10_class")

@@ -66,3 +66,26 @@ def test_default_optimizer_rejects_unknown():
     ctx = S.MethodContext(benchmark=INFO, hparams={"optimizer": "rmsprop", "lr": 0.1})
     with pytest.raises(ValueError, match="optimizer must be 'sgd' or 'adam'"):
         S.default_optimizer(torch.nn.Linear(2, 2), ctx)
+
+
+@pytest.mark.parametrize("name, hp", [("adam", {}), ("sgd", {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-4})])
+def test_default_optimizer_is_fused_and_follows_the_loop(name, hp):
+    """The fused optimizer (the default) takes the same steps as torch's
+    per-tensor loop (fused_optimizer=False), up to float rounding."""
+    ctx = lambda fused: S.MethodContext(benchmark=INFO, hparams={"optimizer": name, "lr": 0.01, **hp,
+                                                                 "fused_optimizer": fused})
+    torch.manual_seed(0)
+    a = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+    b = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+    b.load_state_dict(a.state_dict())
+    oa, ob = S.default_optimizer(a, ctx(True)), S.default_optimizer(b, ctx(False))
+    assert oa.param_groups[0]["fused"] is True and not ob.param_groups[0]["fused"]
+    x, y = torch.randn(16, 6), torch.randint(0, 3, (16,))
+    for _ in range(5):
+        for m, o in ((a, oa), (b, ob)):
+            o.zero_grad()
+            torch.nn.functional.cross_entropy(m(x), y).backward()
+            o.step()
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(a[0].weight, torch.nn.Linear(6, 5).weight)

@@ -79,7 +79,8 @@ def test_default_optimizer_is_fused_and_follows_the_loop(name, hp):
     b = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
     b.load_state_dict(a.state_dict())
     oa, ob = S.default_optimizer(a, ctx(True)), S.default_optimizer(b, ctx(False))
-    assert oa.param_groups[0]["fused"] is True and not ob.param_groups[0]["fused"]
+    fast = "fused" if name == "adam" else "foreach"
+    assert oa.param_groups[0][fast] is True and not ob.param_groups[0][fast]
     x, y = torch.randn(16, 6), torch.randint(0, 3, (16,))
     for _ in range(5):
         for m, o in ((a, oa), (b, ob)):
@@ -89,3 +90,26 @@ def test_default_optimizer_is_fused_and_follows_the_loop(name, hp):
     for pa, pb in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6)
     assert not torch.equal(a[0].weight, torch.nn.Linear(6, 5).weight)
+
+
+@pytest.mark.parametrize("name, hp", [("adam", {}), ("sgd", {"momentum": 0.9})])
+def test_default_optimizer_takes_new_heads_with_state_present(name, hp):
+    """Avalanche adds a new head's parameters to an optimizer that already
+    holds momentum state for the old ones (multi-head task-IL); the default
+    optimizer must step with that mix (torch's fused SGD cannot)."""
+    from avalanche.models.dynamic_optimizers import update_optimizer
+
+    ctx = S.MethodContext(benchmark=INFO, hparams={"optimizer": name, "lr": 0.01, **hp})
+    body, head1, head2 = torch.nn.Linear(4, 3), torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    opt = S.default_optimizer(torch.nn.ModuleList([body, head1]), ctx)
+    x = torch.randn(5, 4)
+    head1(body(x)).sum().backward()
+    opt.step()
+    old = {n: p for n, p in torch.nn.ModuleList([body, head1]).named_parameters()}
+    new = {n: p for n, p in torch.nn.ModuleList([body, head1, head2]).named_parameters()}
+    update_optimizer(opt, new, old, reset_state=False)
+    opt.zero_grad()
+    (head1(body(x)).sum() + head2(body(x)).sum()).backward()
+    before = head2.weight.detach().clone()
+    opt.step()
+    assert not torch.equal(head2.weight, before)

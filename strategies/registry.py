@@ -182,7 +182,7 @@ def torch_optimizer(name: str, params: Iterable, *, lr: float, momentum: float =
         return torch.optim.SGD(params, lr=float(lr), momentum=float(momentum), nesterov=bool(nesterov),
                                weight_decay=float(weight_decay), foreach=bool(fused) or None)
     if name == "adam":
-        return torch.optim.Adam(params, lr=float(lr), weight_decay=float(weight_decay), foreach=bool(fused) or None)
+        return torch.optim.Adam(params, lr=float(lr), weight_decay=float(weight_decay), fused=bool(fused) or None)
     raise ValueError(f"optimizer must be 'sgd' or 'adam', got {name!r}")
 
 

@@ -42,7 +42,7 @@ import torch
 from avalanche.core import SupervisedPlugin
 from torch import nn
 
-from .registry import Method, MethodContext, register, torch_optimizer
+from .registry import Method, MethodContext, default_optimizer, register
 
 __all__ = ["SDMPlugin", "SDMLP_METHOD", "TOPK_METHOD", "SDMLP_EWC_METHOD", "SDMLP_SGDM_METHOD",
            "SDMLP_ADAM_METHOD", "sdm_model", "topk_model", "sdm_plugins"]
@@ -213,13 +213,6 @@ def _dead_neurons():
     return MetricsPlugin(DeadNeuronFraction())
 
 
-def _sdm_optimizer(model: nn.Module, ctx: MethodContext) -> torch.optim.Optimizer:
-    """``sgd`` (momentum from hparams, 0 for SDMLP) or ``adam``."""
-    hp = ctx.hparams
-    return torch_optimizer(hp["optimizer"], model.parameters(), lr=float(hp["lr"]),
-                           momentum=float(hp.get("momentum", 0.0)), fused=bool(hp.get("fused_optimizer", True)))
-
-
 _BENCHMARKS = ("split_mnist_class", "split_cifar10_class")
 # reference: sdm_settings + cont_learn_on_SplitMNIST.py (plain SGD lr 0.05, batch 128,
 # gradient clip 1.0, 1K neurons, k = 10); T of the GABA switch relative to the
@@ -230,14 +223,14 @@ _SDM_HP = {"optimizer": "sgd", "lr": 0.05, "momentum": 0.0, "train_mb_size": 128
 SDMLP_METHOD = register(Method(
     name="sdmlp",
     description="SDMLP (Bricken et al. 2023): Top-K + GABA switch, L2 norms, no bias, positive weights; plain SGD",
-    model=sdm_model, optimizer=_sdm_optimizer, plugins=sdm_plugins,
+    model=sdm_model, optimizer=default_optimizer, plugins=sdm_plugins,
     strategy="avalanche.training.Naive", hparams=dict(_SDM_HP), benchmarks=_BENCHMARKS,
 ))
 
 TOPK_METHOD = register(Method(
     name="topk",
     description="Top-K MLP without SDM constraints (paper's Top-K baseline), k annealed 1000->10; plain SGD",
-    model=topk_model, optimizer=_sdm_optimizer, plugins=lambda ctx: [
+    model=topk_model, optimizer=default_optimizer, plugins=lambda ctx: [
         SDMPlugin(grad_clip_norm=ctx.hparams.get("grad_clip_norm")), _dead_neurons()],
     strategy="avalanche.training.Naive",
     # reference ffn_top_k: LINEAR_DECAY_MASK, k_transition_epochs 200 of 500 per task
@@ -249,7 +242,7 @@ TOPK_METHOD = register(Method(
 SDMLP_EWC_METHOD = register(Method(
     name="sdmlp_ewc",
     description="SDMLP with Avalanche's stock EWC strategy (separate penalties)",
-    model=sdm_model, optimizer=_sdm_optimizer, plugins=sdm_plugins,
+    model=sdm_model, optimizer=default_optimizer, plugins=sdm_plugins,
     strategy="avalanche.training.EWC",
     strategy_kwargs=lambda ctx: {"ewc_lambda": float(ctx.hparams["ewc_lambda"]), "mode": "separate"},
     hparams={**_SDM_HP, "ewc_lambda": 1000.0},
@@ -259,7 +252,7 @@ SDMLP_EWC_METHOD = register(Method(
 SDMLP_SGDM_METHOD = register(Method(
     name="sdmlp_sgdm",
     description="stale-momentum ablation: the same SDMLP trained with SGD + momentum 0.9 (lr 0.03)",
-    model=sdm_model, optimizer=_sdm_optimizer, plugins=sdm_plugins,
+    model=sdm_model, optimizer=default_optimizer, plugins=sdm_plugins,
     strategy="avalanche.training.Naive",
     # reference ablate_test_sdm_optimizers.py: SGDM lr 0.03, momentum 0.9
     hparams={**_SDM_HP, "lr": 0.03, "momentum": 0.9},
@@ -269,7 +262,7 @@ SDMLP_SGDM_METHOD = register(Method(
 SDMLP_ADAM_METHOD = register(Method(
     name="sdmlp_adam",
     description="stale-momentum ablation: the same SDMLP trained with Adam (lr 1e-3)",
-    model=sdm_model, optimizer=_sdm_optimizer, plugins=sdm_plugins,
+    model=sdm_model, optimizer=default_optimizer, plugins=sdm_plugins,
     strategy="avalanche.training.Naive",
     # reference ablate_test_sdm_optimizers.py: Adam lr 0.001
     hparams={**_SDM_HP, "optimizer": "adam", "lr": 1e-3},

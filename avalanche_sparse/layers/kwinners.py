@@ -82,6 +82,12 @@ __all__ = [
 # ----------------------------------------------------------------------------
 # functional form
 # ----------------------------------------------------------------------------
+def _boost_factor(duty_cycles: Tensor, boost_strength: float, dtype: torch.dtype) -> Tensor:
+    """Per-unit ranking factor :math:`e^{-\\beta d}` in ``dtype`` (shared by the
+    torch path and the compiled kernel, so both rank by the same numbers)."""
+    return torch.exp(duty_cycles.to(dtype) * (-boost_strength))
+
+
 def _boosted(x: Tensor, duty_cycles: Tensor | None, boost_strength: float) -> Tensor:
     """Ranking scores :math:`x\\,e^{-\\beta d}` (detached); ``x`` itself when
     :math:`\\beta = 0` (no copy, no ``exp``). The ``exp`` is taken on the duty
@@ -90,7 +96,7 @@ def _boosted(x: Tensor, duty_cycles: Tensor | None, boost_strength: float) -> Te
     if boost_strength > 0.0:
         if duty_cycles is None:
             raise ValueError("duty_cycles is required when boost_strength > 0")
-        return xd * torch.exp(duty_cycles.to(xd.dtype) * (-boost_strength))
+        return xd * _boost_factor(duty_cycles, boost_strength, xd.dtype)
     return xd
 
 
@@ -549,7 +555,7 @@ class KWinners(KWinnersBase):
         k = self.k if self.training else self.k_inference
         if _use_fast_cpu and _use_native and 0 < k < self.n and x.device.type == "cpu":
             # fused CPU kernel: boosting, winners and the duty-cycle count in one pass
-            factor = torch.exp(self.duty_cycle.to(x.dtype) * (-self._boost)) if self._boost > 0.0 else None
+            factor = _boost_factor(self.duty_cycle, self._boost, x.dtype) if self._boost > 0.0 else None
             res = _kwta_cpu.winners(x, factor, k, self.break_ties, self.relu, count_active=self.training)
             if res is not None:
                 keep, active = res

@@ -45,6 +45,21 @@ def _run(cls, kw, dtype, steps=12, forbid_unfused=False, monkeypatch=None):
     return params, opt
 
 
+def _assert_fused_matches_unfused(cls, kw, dtype, monkeypatch, keys=()):
+    """The fused kernel (and only it) and the unfused path give the same
+    weights, beakers and optimizer state (every key; ``keys`` must be among
+    them)."""
+    p1, o1 = _run(cls, {**kw, "fused": True}, dtype, forbid_unfused=True, monkeypatch=monkeypatch)
+    p2, o2 = _run(cls, {**kw, "fused": False}, dtype)
+    for a, b in zip(p1, p2):
+        torch.testing.assert_close(a, b)
+        torch.testing.assert_close(o1.beakers(a), o2.beakers(b))
+        s1, s2 = o1.state[a], o2.state[b]
+        assert s1.keys() == s2.keys() and set(keys) <= s1.keys()
+        for key in s1:
+            torch.testing.assert_close(s1[key], s2[key])
+
+
 SGD_KW = [
     {},
     {"momentum": 0.9},
@@ -58,32 +73,16 @@ SGD_KW = [
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("kw", SGD_KW)
 def test_fused_sgd_matches_unfused(kernels, kw, n, dtype, monkeypatch):
-    kw = {"lr": 0.05, "alpha": 0.2, "beta": 6.0, "n_beakers": n, **kw}
-    p1, o1 = _run(ComplexSynapseSGD, {**kw, "fused": True}, dtype, forbid_unfused=True,
-                  monkeypatch=monkeypatch)
-    p2, o2 = _run(ComplexSynapseSGD, {**kw, "fused": False}, dtype)
-    for a, b in zip(p1, p2):
-        torch.testing.assert_close(a, b)
-        torch.testing.assert_close(o1.beakers(a), o2.beakers(b))
-        s1, s2 = o1.state[a], o2.state[b]
-        assert s1.keys() == s2.keys()
-        for key in s1:
-            torch.testing.assert_close(s1[key], s2[key])
+    _assert_fused_matches_unfused(ComplexSynapseSGD, {"lr": 0.05, "alpha": 0.2, "beta": 6.0, "n_beakers": n, **kw},
+                                  dtype, monkeypatch)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("n", [1, 2, 5])
 @pytest.mark.parametrize("kw", [{}, {"weight_decay": 0.01}])
 def test_fused_adam_matches_unfused(kernels, kw, n, dtype, monkeypatch):
-    kw = {"lr": 0.01, "alpha": 0.02, "beta": 0.5, "n_beakers": n, **kw}
-    p1, o1 = _run(ComplexSynapseAdam, {**kw, "fused": True}, dtype, forbid_unfused=True,
-                  monkeypatch=monkeypatch)
-    p2, o2 = _run(ComplexSynapseAdam, {**kw, "fused": False}, dtype)
-    for a, b in zip(p1, p2):
-        torch.testing.assert_close(a, b)
-        torch.testing.assert_close(o1.beakers(a), o2.beakers(b))
-        for key in ("exp_avg", "exp_avg_sq", "step"):
-            torch.testing.assert_close(o1.state[a][key], o2.state[b][key])
+    _assert_fused_matches_unfused(ComplexSynapseAdam, {"lr": 0.01, "alpha": 0.02, "beta": 0.5, "n_beakers": n, **kw},
+                                  dtype, monkeypatch, keys=("exp_avg", "exp_avg_sq", "step"))
 
 
 def test_fused_is_the_cpu_default(kernels):

@@ -35,7 +35,6 @@ from avalanche.evaluation.metric_results import MetricValue
 from avalanche.training.plugins import SynapticIntelligencePlugin
 from torch import Tensor
 
-
 from .sparse import SparseNetworkPlugin
 
 __all__ = [

@@ -1,0 +1,167 @@
+"""What the harder benchmarks show: each method on Split MNIST beside Split
+Fashion-MNIST (same protocol, harder images) and Split CIFAR-10.
+
+Reads the per-cell JSON files of a ``table1.py`` output folder and writes
+``harder_benchmarks.md`` there (atomically). MNIST and its Fashion-MNIST twin
+are compared on the seeds both have, so a method run with ten seeds on MNIST
+and one on Fashion-MNIST is compared seed for seed; the CIFAR-10 column keeps
+every seed and names its data (the original files or "CIFAR-10 (JPEG copy)")
+as the cells record it. The gap is MNIST minus Fashion-MNIST, in accuracy
+points.
+
+Usage::
+
+    python reproduce/compare_benchmarks.py --results reproduce/results/full
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import statistics
+import sys
+from pathlib import Path
+from typing import Iterable, Optional
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+__all__ = ["PAIRS", "compare", "render_markdown", "main"]
+
+#: (easier benchmark, its harder twin) compared seed for seed
+PAIRS: tuple[tuple[str, str], ...] = (("split_mnist_class", "split_fmnist_class"),
+                                      ("split_mnist_task", "split_fmnist_task"))
+CIFAR = "split_cifar10_class"
+
+
+def _ok(cells: Iterable[dict], method: str, bench: str) -> dict[int, dict]:
+    return {c["seed"]: c for c in cells
+            if c.get("method") == method and c.get("benchmark") == bench
+            and c.get("status") == "ok" and c.get("avg_acc") is not None}
+
+
+def _mean(values: list[float]) -> Optional[float]:
+    return statistics.fmean(values) if values else None
+
+
+def compare(cells: list[dict]) -> list[dict]:
+    """One row per method that has a cell on any compared benchmark.
+
+    Each row holds, per pair, the common seeds, the mean accuracy and
+    forgetting on both benchmarks over those seeds and ``gap`` (easier minus
+    harder accuracy, a fraction); and the CIFAR-10 mean accuracy, forgetting,
+    seed count and data label(s), with the Split MNIST and Split
+    Fashion-MNIST class-IL accuracy on those same seeds.
+    """
+    benches = {b for pair in PAIRS for b in pair} | {CIFAR}
+    methods = sorted({c["method"] for c in cells if c.get("benchmark") in benches})
+    rows = []
+    for m in methods:
+        row: dict = {"method": m, "pairs": {}}
+        for easy, hard in PAIRS:
+            a, b = _ok(cells, m, easy), _ok(cells, m, hard)
+            seeds = sorted(set(a) & set(b))
+            entry = {"seeds": seeds, "failed": not b and any(
+                c.get("method") == m and c.get("benchmark") == hard and c.get("status") != "ok"
+                for c in cells)}
+            if seeds:
+                acc_e = _mean([a[s]["avg_acc"] for s in seeds])
+                acc_h = _mean([b[s]["avg_acc"] for s in seeds])
+                entry.update(acc_easy=acc_e, acc_hard=acc_h, gap=acc_e - acc_h,
+                             fgt_easy=_mean([a[s]["forgetting"] for s in seeds
+                                             if a[s].get("forgetting") is not None]),
+                             fgt_hard=_mean([b[s]["forgetting"] for s in seeds
+                                             if b[s].get("forgetting") is not None]))
+            row["pairs"][hard] = entry
+        cif = _ok(cells, m, CIFAR)
+        mn, fm = _ok(cells, m, PAIRS[0][0]), _ok(cells, m, PAIRS[0][1])
+        row["cifar"] = {
+            "mnist_acc": _mean([mn[s]["avg_acc"] for s in cif if s in mn]),
+            "fmnist_acc": _mean([fm[s]["avg_acc"] for s in cif if s in fm]),
+            "n_seeds": len(cif),
+            "acc": _mean([c["avg_acc"] for c in cif.values()]),
+            "forgetting": _mean([c["forgetting"] for c in cif.values()
+                                 if c.get("forgetting") is not None]),
+            "labels": sorted({c.get("label", CIFAR) for c in cif.values()}),
+        }
+        rows.append(row)
+    return rows
+
+
+def _pct(x: Optional[float]) -> str:
+    return "-" if x is None else f"{100 * x:.2f}"
+
+
+def render_markdown(rows: list[dict], *, command: str) -> str:
+    """The comparison as Markdown: one table per pair, then the CIFAR-10 column."""
+    lines = ["# Harder benchmarks: Split MNIST vs Split Fashion-MNIST vs Split CIFAR-10", "",
+             f"Made by: `{command}`", "",
+             "ACC = final average accuracy over all experiences (%), forgetting = "
+             "Avalanche StreamForgetting (%). MNIST and Fashion-MNIST share the protocol "
+             "and are compared on the seeds both have (mean over them); gap = MNIST "
+             "ACC minus Fashion-MNIST ACC, in points.", ""]
+    titles = {"split_fmnist_class": "class-IL", "split_fmnist_task": "task-IL"}
+    for _, hard in PAIRS:
+        lines += [f"## Split MNIST vs Split Fashion-MNIST, {titles.get(hard, hard)}", "",
+                  "| method | seeds | MNIST ACC | Fashion-MNIST ACC | gap | MNIST forgetting | "
+                  "Fashion-MNIST forgetting |", "|---|---|---|---|---|---|---|"]
+        for r in rows:
+            e = r["pairs"].get(hard)
+            if not e or (not e["seeds"] and not e["failed"]):
+                continue
+            if not e["seeds"]:
+                lines.append(f"| {r['method']} | - | - | failed | - | - | - |")
+                continue
+            lines.append(
+                f"| {r['method']} | {','.join(map(str, e['seeds']))} | {_pct(e['acc_easy'])} | "
+                f"{_pct(e['acc_hard'])} | {100 * e['gap']:+.2f} | {_pct(e['fgt_easy'])} | "
+                f"{_pct(e['fgt_hard'])} |")
+        lines.append("")
+    cif = [r for r in rows if r["cifar"]["n_seeds"]]
+    if cif:
+        lines += ["## Split CIFAR-10, class-IL", "",
+                  "The MNIST and Fashion-MNIST columns are the class-IL ACC of the same "
+                  "method on the same seeds, where it has them.", "",
+                  "| method | seeds | data | ACC | forgetting | Split MNIST ACC | "
+                  "Split Fashion-MNIST ACC |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in cif:
+            c = r["cifar"]
+            lines.append(f"| {r['method']} | {c['n_seeds']} | {'; '.join(c['labels'])} | "
+                         f"{_pct(c['acc'])} | {_pct(c['forgetting'])} | {_pct(c['mnist_acc'])} | "
+                         f"{_pct(c['fmnist_acc'])} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def load_cells(results: Path) -> list[dict]:
+    """Every readable cell JSON under ``results/cells``."""
+    out = []
+    for p in sorted(Path(results).glob("cells/*/*/seed*.json")):
+        try:
+            out.append(json.loads(p.read_text()))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--results", required=True, help="a table1.py output folder (holds cells/)")
+    args = p.parse_args(argv)
+    results = Path(args.results)
+    if not (results / "cells").is_dir():
+        p.error(f"--results: {results} has no cells/ folder (not a table1.py output folder)")
+    from avalanche_sparse.io import atomic_write_text
+
+    rows = compare(load_cells(results))
+    command = "python reproduce/compare_benchmarks.py " + " ".join(shlex.quote(a) for a in argv)
+    md = render_markdown(rows, command=command.strip())
+    atomic_write_text(results / "harder_benchmarks.md", md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

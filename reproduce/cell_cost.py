@@ -1,18 +1,21 @@
 """How long a Table 1 cell's training takes on this machine, before running it.
 
-Times ``steps`` training steps (forward, cross-entropy, backward, optimizer
-step) of a method's own model and optimizer at a preset's protocol, on random
-inputs of the benchmark's shape and the protocol's batch size, and multiplies
-by the number of steps the cell makes::
+Builds the cell's strategy exactly as ``table1.py`` does (the method's
+model, optimizer, batch size and epochs, with its per-benchmark and
+strategy overrides), times ``steps`` training steps (forward, cross-entropy,
+backward, optimizer step) of that model and optimizer on random inputs of the
+benchmark's shape, and multiplies by the number of steps the cell makes::
 
-    steps per cell = training samples x epochs per experience / batch size
+    steps per cell = sum over experiences of ceil(samples / batch size) x epochs
 
-(training samples summed over the experiences: 60,000 for Split MNIST and
-Split Fashion-MNIST, 50,000 for Split CIFAR-10, ``n_experiences`` x 60,000 for
-Permuted MNIST). It estimates that cell's ``train_time_s`` under the same
-load: it leaves out data loading, evaluation and plugin work (EWC/SI
-penalties, replay), so on the same machine a cell usually takes longer, and a
-cumulative (``joint``) strategy trains on more samples.
+with the training samples of an experience taken as equal shares of 60,000
+(Split MNIST, Split Fashion-MNIST; the real class pairs of Split MNIST differ
+by a fraction of a percent), 50,000 (Split CIFAR-10) or 60,000 per task
+(Permuted MNIST); a cumulative strategy (``joint``) trains experience ``i``
+on ``i`` shares, and a ``train_iterations`` budget replaces the epochs. The
+result estimates only the time spent in training steps: data loading,
+evaluation and plugin work (EWC/SI penalties, replay) come on top, so a cell
+takes longer than this on the same machine and load.
 
 Usage::
 
@@ -40,24 +43,29 @@ TRAIN_SAMPLES = {"split_mnist": 60_000, "split_fmnist": 60_000, "split_cifar10":
                  "permuted_mnist": 60_000}
 
 
-def steps_per_cell(benchmark: str, protocol: dict) -> int:
-    """Optimizer steps of one cell of ``benchmark`` under ``protocol`` (non-cumulative)."""
+def steps_per_cell(benchmark: str, protocol: dict, *, cumulative: bool = False,
+                   train_iterations: Optional[int] = None) -> int:
+    """Optimizer steps of one cell of ``benchmark`` under ``protocol``
+    (``n_experiences``, ``subsample``, ``train_mb_size``, ``train_epochs``)."""
     from reproduce.presets import GRID_BENCHMARKS
 
     if benchmark not in GRID_BENCHMARKS:
         raise KeyError(f"benchmark: unknown {benchmark!r}; valid: {', '.join(GRID_BENCHMARKS)}")
+    n_exp = int(protocol["n_experiences"])
+    if train_iterations is not None:
+        return int(train_iterations) * n_exp
     builder = GRID_BENCHMARKS[benchmark]["builder"]
     n = TRAIN_SAMPLES[builder]
     if protocol.get("subsample") is not None:
         n = int(n * float(protocol["subsample"]))
-    if builder == "permuted_mnist":
-        n *= int(protocol["n_experiences"])
-    per_exp = -(-n // int(protocol["n_experiences"]))           # samples per experience
-    batches = -(-per_exp // int(protocol["train_mb_size"]))      # last batch may be short
-    return batches * int(protocol["train_epochs"]) * int(protocol["n_experiences"])
+    per_exp = n if builder == "permuted_mnist" else -(-n // n_exp)
+    batch, epochs = int(protocol["train_mb_size"]), int(protocol["train_epochs"])
+    shares = range(1, n_exp + 1) if cumulative else [1] * n_exp
+    return sum(-(-(k * per_exp) // batch) for k in shares) * epochs
 
 
 def _context(method_name: str, benchmark: str, protocol: dict, seed: int):
+    """The method, its :class:`MethodContext` and merged hparams, as ``grid._build`` makes them."""
     from avalanche_sparse.benchmarks.scenarios import BenchmarkInfo
     from avalanche_sparse.strategies import MethodContext, get_method, resolve_hparams
     from reproduce.presets import GRID_BENCHMARKS, benchmark_twin
@@ -95,25 +103,35 @@ def time_steps(model: torch.nn.Module, optimizer: torch.optim.Optimizer, input_s
 
 def estimate(method_name: str, benchmark: str, protocol: dict, *, steps: int = 5,
              seed: int = 0) -> dict:
-    """Median step time of ``method_name``'s model and optimizer, and the
-    cell's extrapolated training hours (see the module docstring)."""
+    """Median step time of the model and optimizer of ``method_name``'s cell on
+    ``benchmark``, and the hours its training steps take (module docstring)."""
     from avalanche.models import MultiTaskModule
+    from avalanche.training import Cumulative
+
+    from avalanche_sparse.strategies import build_strategy
 
     method, ctx, hp = _context(method_name, benchmark, protocol, seed)
     torch.manual_seed(seed)
-    model = method.model(ctx)
-    optimizer = method.optimizer(model, ctx)
-    batch = int(hp["train_mb_size"])
-    times = time_steps(model, optimizer, ctx.benchmark.input_shape, ctx.benchmark.n_classes,
-                       batch, steps, multi_task=isinstance(model, MultiTaskModule))
+    strategy = build_strategy(method, ctx)
+    model, optimizer = strategy.model, strategy.optimizer
+    batch, epochs = int(strategy.train_mb_size), int(strategy.train_epochs)
+    cumulative = isinstance(strategy, Cumulative)
+    iterations = hp.get("train_iterations")
+    try:
+        times = time_steps(model, optimizer, ctx.benchmark.input_shape, ctx.benchmark.n_classes,
+                           batch, steps, multi_task=isinstance(model, MultiTaskModule))
+    except Exception as exc:  # e.g. a model that needs its plugin's context first
+        raise RuntimeError(f"method {method_name!r}: its model cannot be timed outside its "
+                           f"strategy ({type(exc).__name__}: {exc})") from exc
     step_s = statistics.median(times)
-    n_steps = steps_per_cell(benchmark, {**protocol, **{k: hp[k] for k in
-                                                        ("train_mb_size", "train_epochs") if k in hp}})
+    n_steps = steps_per_cell(benchmark, {**protocol, "train_mb_size": batch, "train_epochs": epochs},
+                             cumulative=cumulative,
+                             train_iterations=None if iterations is None else int(iterations))
     return {"method": method_name, "benchmark": benchmark, "batch": batch,
-            "train_epochs": int(hp["train_epochs"]),
+            "train_epochs": epochs, "train_iterations": iterations, "cumulative": cumulative,
             "parameters": sum(p.numel() for p in model.parameters()),
             "step_s_median": step_s, "step_s": times, "steps_per_cell": n_steps,
-            "train_hours_estimate": step_s * n_steps / 3600.0,
+            "train_step_hours": step_s * n_steps / 3600.0,
             "threads": torch.get_num_threads()}
 
 
@@ -121,20 +139,31 @@ def main(argv: Optional[list] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--methods", nargs="+", required=True)
     p.add_argument("--benchmark", required=True)
-    p.add_argument("--preset", default="full")
+    p.add_argument("--preset", default="full", help="a preset of reproduce/presets.py (default full)")
     p.add_argument("--steps", type=int, default=5, help="timed steps per method (default 5)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     p.add_argument("--out", help="also write the results to this JSON file (atomically)")
     args = p.parse_args(argv)
-    import avalanche_sparse.strategies  # noqa: F401  (registers the methods)
-    from reproduce.presets import get_preset
+    from avalanche_sparse.strategies import available_methods, get_method
+    from reproduce.presets import PRESETS, benchmark_twin, get_preset
 
     if args.steps < 1:
         p.error(f"--steps must be >= 1, got {args.steps}")
+    if args.threads is not None and args.threads < 1:
+        p.error(f"--threads must be >= 1, got {args.threads}")
+    if args.preset not in PRESETS:
+        p.error(f"--preset: unknown {args.preset!r}; valid: {', '.join(sorted(PRESETS))}")
     preset = get_preset(args.preset)
     if args.benchmark not in preset["benchmarks"]:
         p.error(f"--benchmark: {args.benchmark!r} is not in preset {args.preset!r}; "
                 f"valid: {', '.join(preset['benchmarks'])}")
+    unknown = [m for m in args.methods if m not in available_methods()]
+    if unknown:
+        p.error(f"--methods: unknown {', '.join(unknown)}; valid: {', '.join(available_methods())}")
+    for m in args.methods:
+        allowed = get_method(m).benchmarks
+        if allowed is not None and benchmark_twin(args.benchmark, allowed) not in allowed:
+            p.error(f"--methods: {m} has no cell on {args.benchmark} (it runs on: {', '.join(allowed)})")
     if args.threads:
         torch.set_num_threads(args.threads)
     protocol = preset["benchmarks"][args.benchmark]
@@ -143,8 +172,8 @@ def main(argv: Optional[list] = None) -> int:
         r = estimate(m, args.benchmark, protocol, steps=args.steps)
         results.append(r)
         print(f"{m:24s} {r['parameters'] / 1e6:8.2f} M params  {r['step_s_median']:.3f} s/step x "
-              f"{r['steps_per_cell']} steps = {r['train_hours_estimate']:.2f} h of training "
-              f"({r['threads']} threads)", flush=True)
+              f"{r['steps_per_cell']} steps = {r['train_step_hours']:.2f} h in training steps "
+              f"({r['threads']} threads; data loading, evaluation and plugins not included)", flush=True)
     if args.out:
         from avalanche_sparse.io import atomic_write_json
 

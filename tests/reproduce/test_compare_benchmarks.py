@@ -33,13 +33,28 @@ def test_failed_twin_is_shown_and_cifar_keeps_its_data_label():
              _cell("naive", "split_cifar10_class", 0, 0.18, label="Split CIFAR-10 (JPEG copy)"),
              _cell("naive", "split_cifar10_class", 1, 0.16, label="Split CIFAR-10 (JPEG copy)")]
     rows = {r["method"]: r for r in compare(cells)}
-    assert rows["dense_mlp"]["pairs"]["split_fmnist_class"]["failed"]
-    c = rows["naive"]["cifar"]
-    assert c["n_seeds"] == 2 and c["acc"] == pytest.approx(0.17)
-    assert c["mnist_acc"] == pytest.approx(0.2)       # MNIST has seed 0 only
+    assert rows["dense_mlp"]["pairs"]["split_fmnist_class"]["hard_problems"] == ["failed"]
+    (c,) = rows["naive"]["cifar"]
+    assert c["seeds"] == [0, 1] and c["acc"] == pytest.approx(0.17)
+    assert c["mnist_acc"] == pytest.approx(0.2) and c["mnist_seeds"] == [0]   # MNIST has seed 0 only
     md = render_markdown(list(rows.values()), command="x")
-    assert "| dense_mlp | - | - | failed |" in md
-    assert "| naive | 2 | Split CIFAR-10 (JPEG copy) | 17.00 |" in md
+    assert "| dense_mlp | - | MNIST failed; Fashion-MNIST failed |" in md
+    assert "| naive | Split CIFAR-10 (JPEG copy) | 0,1 | 17.00 | 50.00 | 20.00 (0) | 19.00 (0) |" in md
+
+
+def test_cifar_sources_are_never_averaged_and_missing_pairs_say_why():
+    cells = [_cell("naive", "split_cifar10_class", 0, 0.30, label="Split CIFAR-10"),
+             _cell("naive", "split_cifar10_class", 1, 0.10, label="Split CIFAR-10 (JPEG copy)"),
+             _cell("naive", "split_mnist_task", 0, 0.9),
+             _cell("naive", "split_fmnist_task", 1, 0.8),
+             _cell("ewc", "split_mnist_task", 0, 0.9),
+             _cell("ewc", "split_fmnist_task", 0, None, status="data not staged")]
+    rows = {r["method"]: r for r in compare(cells)}
+    accs = {c["label"]: c["acc"] for c in rows["naive"]["cifar"]}
+    assert accs == {"Split CIFAR-10": pytest.approx(0.30), "Split CIFAR-10 (JPEG copy)": pytest.approx(0.10)}
+    md = render_markdown(list(rows.values()), command="x")
+    assert "| naive | - | no common seed (MNIST 0, Fashion-MNIST 1) |" in md
+    assert "| ewc | - | Fashion-MNIST data not staged |" in md
 
 
 def test_main_writes_the_table_and_rejects_a_folder_without_cells(tmp_path, capsys):

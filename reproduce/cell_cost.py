@@ -66,16 +66,12 @@ def steps_per_cell(benchmark: str, protocol: dict, *, cumulative: bool = False,
 
 def _context(method_name: str, benchmark: str, protocol: dict, seed: int):
     """The method, its :class:`MethodContext` and merged hparams, as ``grid._build`` makes them."""
-    from avalanche_sparse.benchmarks.scenarios import BenchmarkInfo
-    from avalanche_sparse.strategies import MethodContext, get_method, resolve_hparams
-    from reproduce.presets import GRID_BENCHMARKS, benchmark_twin
+    from avalanche_sparse.strategies import MethodContext, get_method
+    from reproduce.grid import benchmark_info, method_hparams
 
     method = get_method(method_name)
-    spec = GRID_BENCHMARKS[benchmark]
-    hp = resolve_hparams(method, benchmark_twin(benchmark, method.hparams_by_benchmark), protocol)
-    info = BenchmarkInfo(name=benchmark, input_shape=tuple(spec["input_shape"]),
-                         n_classes=int(spec["n_classes"]), n_experiences=int(protocol["n_experiences"]),
-                         scenario=spec["scenario"], label=spec["label"])
+    hp = method_hparams(method, benchmark, protocol)
+    info = benchmark_info(benchmark, int(protocol["n_experiences"]))
     return method, MethodContext(benchmark=info, hparams=hp, seed=seed), hp
 
 
@@ -145,7 +141,7 @@ def main(argv: Optional[list] = None) -> int:
     p.add_argument("--out", help="also write the results to this JSON file (atomically)")
     args = p.parse_args(argv)
     from avalanche_sparse.strategies import available_methods, get_method
-    from reproduce.presets import PRESETS, benchmark_twin, get_preset
+    from reproduce.presets import PRESETS, get_preset, runs_on
 
     if args.steps < 1:
         p.error(f"--steps must be >= 1, got {args.steps}")
@@ -162,7 +158,7 @@ def main(argv: Optional[list] = None) -> int:
         p.error(f"--methods: unknown {', '.join(unknown)}; valid: {', '.join(available_methods())}")
     for m in args.methods:
         allowed = get_method(m).benchmarks
-        if allowed is not None and benchmark_twin(args.benchmark, allowed) not in allowed:
+        if not runs_on(allowed, args.benchmark):
             p.error(f"--methods: {m} has no cell on {args.benchmark} (it runs on: {', '.join(allowed)})")
     if args.threads:
         torch.set_num_threads(args.threads)

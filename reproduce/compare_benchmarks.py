@@ -16,7 +16,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import statistics
 import sys
@@ -172,17 +171,6 @@ def render_markdown(rows: list[dict], *, command: str) -> str:
     return "\n".join(lines)
 
 
-def load_cells(results: Path) -> list[dict]:
-    """Every readable cell JSON under ``results/cells``."""
-    out = []
-    for p in sorted(Path(results).glob("cells/*/*/seed*.json")):
-        try:
-            out.append(json.loads(p.read_text()))
-        except (OSError, ValueError):
-            continue
-    return out
-
-
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -192,6 +180,7 @@ def main(argv=None) -> int:
     if not (results / "cells").is_dir():
         p.error(f"--results: {results} has no cells/ folder (not a table1.py output folder)")
     from avalanche_sparse.io import atomic_write_text
+    from reproduce.grid import load_cells
 
     rows = compare(load_cells(results))
     command = "python reproduce/compare_benchmarks.py " + " ".join(shlex.quote(a) for a in argv)

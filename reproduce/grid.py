@@ -45,6 +45,9 @@ __all__ = [
     "checkpoint_path",
     "cell_tb_dir",
     "load_cell",
+    "load_cells",
+    "benchmark_info",
+    "method_hparams",
     "build_benchmark",
     "run_cell",
     "accuracy_matrix_png",
@@ -84,6 +87,35 @@ def load_cell(path: Path) -> Optional[dict]:
         return None
 
 
+def load_cells(out: Path) -> list[dict]:
+    """Every readable cell result under ``out/cells``, in path order."""
+    cells = (load_cell(p) for p in sorted((Path(out) / "cells").glob("*/*/seed*.json")))
+    return [c for c in cells if c is not None]
+
+
+def benchmark_info(benchmark: str, n_experiences: int, cifar10_source: Optional[str] = None):
+    """The :class:`BenchmarkInfo` of grid benchmark ``benchmark``; a CIFAR-10
+    label says "CIFAR-10 (JPEG copy)" when ``cifar10_source`` is ``"jpeg"``."""
+    from avalanche_sparse.benchmarks.scenarios import BenchmarkInfo
+
+    spec = GRID_BENCHMARKS[benchmark]
+    label = spec["label"]
+    if cifar10_source == "jpeg":
+        label = label.replace("CIFAR-10", "CIFAR-10 (JPEG copy)")
+    return BenchmarkInfo(
+        name=benchmark, input_shape=tuple(spec["input_shape"]), n_classes=spec["n_classes"],
+        n_experiences=int(n_experiences), scenario=spec["scenario"], label=label,
+    )
+
+
+def method_hparams(method, benchmark: str, protocol: dict) -> dict:
+    """A method's merged hparams on ``benchmark``: its twin's overrides apply
+    when the method has none of its own."""
+    from avalanche_sparse.strategies import resolve_hparams
+
+    return resolve_hparams(method, benchmark_twin(benchmark, method.hparams_by_benchmark), protocol)
+
+
 def build_benchmark(benchmark: str, protocol: dict, seed: int, root=None):
     """Build grid benchmark ``benchmark`` with ``protocol``'s builder keys.
 
@@ -93,7 +125,6 @@ def build_benchmark(benchmark: str, protocol: dict, seed: int, root=None):
     :return: ``(avalanche_benchmark, BenchmarkInfo)``.
     """
     from avalanche_sparse.benchmarks import BENCHMARK_BUILDERS
-    from avalanche_sparse.benchmarks.scenarios import BenchmarkInfo
 
     spec = GRID_BENCHMARKS[benchmark]
     kwargs = dict(spec["kwargs"])
@@ -104,15 +135,7 @@ def build_benchmark(benchmark: str, protocol: dict, seed: int, root=None):
         bm = BENCHMARK_BUILDERS[spec["builder"]](seed=seed, root=root, **kwargs)
         _BENCH_CACHE[key] = bm
     bm = _BENCH_CACHE[key]
-    label = spec["label"]
-    source = getattr(bm, "cifar10_source", None)
-    if source == "jpeg":
-        label = label.replace("CIFAR-10", "CIFAR-10 (JPEG copy)")
-    info = BenchmarkInfo(
-        name=benchmark, input_shape=tuple(spec["input_shape"]), n_classes=spec["n_classes"],
-        n_experiences=len(bm.train_stream), scenario=spec["scenario"], label=label,
-    )
-    return bm, info
+    return bm, benchmark_info(benchmark, len(bm.train_stream), getattr(bm, "cifar10_source", None))
 
 
 def _stream_value(metrics: dict, prefix: str) -> Optional[float]:
@@ -243,13 +266,11 @@ def _build(method_name, benchmark, seed, protocol, out, info, *, progress, posit
 
     from avalanche_sparse.strategies import (
         EpochProgressPlugin, FastTensorLoaderPlugin, MethodContext, build_strategy, get_method,
-        resolve_hparams,
     )
 
     method = get_method(method_name)
     RNGManager.set_random_seeds(int(seed))
-    # a benchmark's twin's overrides apply when the method has none of its own
-    hp = resolve_hparams(method, benchmark_twin(benchmark, method.hparams_by_benchmark), protocol)
+    hp = method_hparams(method, benchmark, protocol)
     ctx = MethodContext(benchmark=info, hparams=hp, seed=int(seed), device=torch.device(device))
     tb_logger = TensorboardLogger(tb_log_dir=str(cell_tb_dir(out, method_name, benchmark, seed)))
     # name the data in TensorBoard too (e.g. "Split CIFAR-10 (JPEG copy) (class-IL)")

@@ -19,7 +19,7 @@ import hashlib
 import json
 
 __all__ = ["GRID_BENCHMARKS", "PRESETS", "BUILDER_KEYS", "get_preset", "preset_fingerprint",
-           "benchmark_twin"]
+           "benchmark_twin", "runs_on"]
 
 #: grid benchmark -> (builder name, fixed builder kwargs, scenario kind, input shape, label).
 #: ``twin``: a benchmark run with the same protocol on other data; a method's
@@ -114,6 +114,12 @@ def benchmark_twin(benchmark: str, names) -> str:
     if benchmark in names or twin is None or twin not in names:
         return benchmark
     return twin
+
+
+def runs_on(benchmarks, benchmark: str) -> bool:
+    """Whether a method with benchmark list ``benchmarks`` (None: all) has a
+    cell on ``benchmark``, directly or through its twin."""
+    return benchmarks is None or benchmark_twin(benchmark, benchmarks) in benchmarks
 
 
 def preset_fingerprint(preset: dict) -> str:

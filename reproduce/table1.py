@@ -29,8 +29,8 @@ if __package__ in (None, ""):  # run as a script: make `reproduce` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from reproduce import backends  # noqa: E402
-from reproduce.grid import cell_path, load_cell  # noqa: E402
-from reproduce.presets import GRID_BENCHMARKS, PRESETS, benchmark_twin, get_preset  # noqa: E402
+from reproduce.grid import cell_path, load_cell, load_cells  # noqa: E402
+from reproduce.presets import GRID_BENCHMARKS, PRESETS, get_preset, runs_on  # noqa: E402
 from reproduce.report import aggregate, render_csv, render_markdown, summary_png  # noqa: E402
 
 __all__ = ["main", "parse_args", "plan_cells", "check_out_dir", "protocol_fingerprint",
@@ -188,8 +188,7 @@ def plan_cells(methods, benches, seeds, registry) -> list[tuple[str, str, int]]:
     cells = []
     for b in benches:
         for m in methods:
-            allowed = registry[m].benchmarks
-            if allowed is not None and benchmark_twin(b, allowed) not in allowed:
+            if not runs_on(registry[m].benchmarks, b):
                 continue
             for s in seeds:
                 cells.append((m, b, s))
@@ -199,12 +198,7 @@ def plan_cells(methods, benches, seeds, registry) -> list[tuple[str, str, int]]:
 def _write_table(out: Path, preset_name: str, argv) -> str:
     from avalanche_sparse.io import atomic_write_bytes, atomic_write_text
 
-    results = []
-    for p in sorted((out / "cells").glob("*/*/seed*.json")):
-        r = load_cell(p)
-        if r is not None:
-            results.append(r)
-    rows = aggregate(results)
+    rows = aggregate(load_cells(out))
     command = "python reproduce/table1.py " + " ".join(shlex.quote(a) for a in argv)
     md = render_markdown(rows, preset=preset_name, command=command.strip())
     atomic_write_text(out / "table1.md", md)

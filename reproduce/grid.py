@@ -93,13 +93,15 @@ def load_cells(out: Path) -> list[dict]:
     return [c for c in cells if c is not None]
 
 
-def benchmark_info(benchmark: str, n_experiences: int, cifar10_source: Optional[str] = None):
+def benchmark_info(benchmark: str, n_experiences: int, cifar10_source: Optional[str] = None,
+                   label: Optional[str] = None):
     """The :class:`BenchmarkInfo` of grid benchmark ``benchmark``; a CIFAR-10
-    label says "CIFAR-10 (JPEG copy)" when ``cifar10_source`` is ``"jpeg"``."""
+    label says "CIFAR-10 (JPEG copy)" when ``cifar10_source`` is ``"jpeg"``.
+    ``label`` (a preset protocol's ``label``) replaces the benchmark's own."""
     from avalanche_sparse.benchmarks.scenarios import BenchmarkInfo
 
     spec = GRID_BENCHMARKS[benchmark]
-    label = spec["label"]
+    label = label or spec["label"]
     if cifar10_source == "jpeg":
         label = label.replace("CIFAR-10", "CIFAR-10 (JPEG copy)")
     return BenchmarkInfo(
@@ -135,7 +137,8 @@ def build_benchmark(benchmark: str, protocol: dict, seed: int, root=None):
         bm = BENCHMARK_BUILDERS[spec["builder"]](seed=seed, root=root, **kwargs)
         _BENCH_CACHE[key] = bm
     bm = _BENCH_CACHE[key]
-    return bm, benchmark_info(benchmark, len(bm.train_stream), getattr(bm, "cifar10_source", None))
+    return bm, benchmark_info(benchmark, len(bm.train_stream), getattr(bm, "cifar10_source", None),
+                              label=protocol.get("label"))
 
 
 def _stream_value(metrics: dict, prefix: str) -> Optional[float]:

@@ -94,6 +94,24 @@ PRESETS: dict[str, dict] = {
 }
 
 
+# --- Active Dendrites, accuracy vs number of tasks (Iyer et al. 2022) ----------
+# The reference reports its prototype network on 2, 5, 10, 25, 50 and 100
+# Permuted MNIST tasks. One preset per task count (the 10-task cells are the
+# full preset's); the full preset's Permuted MNIST protocol with the number of
+# experiences changed, the `dendrites` row by default, and a label that names
+# the task count. The row takes the reference's epochs and lr for that count
+# (``paper_protocol_by_tasks`` in strategies/dendrites.py).
+for _n in (2, 5, 25):
+    PRESETS[f"dendrites_tasks_{_n}"] = {
+        "seeds": [0, 1, 2],
+        "methods": ["dendrites"],
+        "benchmarks": {"permuted_mnist": {**PRESETS["full"]["benchmarks"]["permuted_mnist"],
+                                          "n_experiences": _n,
+                                          "label": f"Permuted MNIST, {_n} tasks (domain-IL)"}},
+    }
+del _n
+
+
 def get_preset(name: str) -> dict:
     """A deep copy of preset ``name``; the error lists the valid names."""
     if name not in PRESETS:

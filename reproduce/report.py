@@ -18,7 +18,7 @@ from typing import Iterable, Optional
 
 from .presets import GRID_BENCHMARKS
 
-__all__ = ["load_published", "aggregate", "render_markdown", "render_csv", "fmt_mean_std",
+__all__ = ["load_published", "published_for", "aggregate", "render_markdown", "render_csv", "fmt_mean_std",
            "summary_png"]
 
 PUBLISHED_FILE = Path(__file__).with_name("published.json")
@@ -65,8 +65,10 @@ def aggregate(cells: Iterable[dict]) -> list[dict]:
             acc_m, acc_s = _mean_std([c["avg_acc"] for c in ok])
             fgt = [c["forgetting"] for c in ok if c.get("forgetting") is not None]
             f_m, f_s = _mean_std(fgt)
+            n_exp = sorted({int(c["n_experiences"]) for c in ok if c.get("n_experiences")})
             rows.append(dict(
                 benchmark=bench, label=label, method=method, n_seeds=len(ok),
+                n_experiences=n_exp[0] if len(n_exp) == 1 else None,
                 seeds=sorted(c["seed"] for c in ok), acc_mean=acc_m, acc_std=acc_s,
                 forgetting_mean=f_m, forgetting_std=f_s,
                 problems=sorted({c["status"] for c in bad}),
@@ -82,6 +84,16 @@ def fmt_mean_std(mean: Optional[float], std: Optional[float], scale: float = 100
     if mean is None:
         return "-"
     return f"{mean * scale:.2f} ± {std * scale:.2f}"
+
+
+def published_for(published: dict, row: dict) -> list[dict]:
+    """The published figures that apply to ``row``: those of its (method,
+    benchmark) whose ``n_experiences``, where a figure names one, is the
+    row's number of experiences (a 2-task figure is not put beside a 10-task
+    result)."""
+    figs = published.get((row["method"], row["benchmark"]), [])
+    n = row.get("n_experiences")
+    return [f for f in figs if f.get("n_experiences") is None or f["n_experiences"] == n]
 
 
 def _published_text(figs: list[dict]) -> tuple[str, str]:
@@ -113,7 +125,7 @@ def render_markdown(rows: list[dict], *, preset: str, command: str,
             lines += ["", f"## {current}", "",
                       "| method | seeds | ACC (ours) | forgetting (ours) | published ACC | source |",
                       "|---|---|---|---|---|---|"]
-        pub, src = _published_text(published.get((r["method"], r["benchmark"]), []))
+        pub, src = _published_text(published_for(published, r))
         acc = fmt_mean_std(r["acc_mean"], r["acc_std"])
         if r["problems"]:
             acc = f"{acc} ({', '.join(r['problems'])})" if r["n_seeds"] else ", ".join(r["problems"])
@@ -133,7 +145,7 @@ def render_csv(rows: list[dict], published: Optional[dict] = None) -> str:
     w.writerow(["benchmark", "label", "method", "n_seeds", "acc_mean", "acc_std",
                 "forgetting_mean", "forgetting_std", "status", "published_acc", "published_source"])
     for r in rows:
-        figs = published.get((r["method"], r["benchmark"]), [])
+        figs = published_for(published, r)
         w.writerow([r["benchmark"], r["label"], r["method"], r["n_seeds"],
                     "" if r["acc_mean"] is None else f"{r['acc_mean']:.6f}",
                     "" if r["acc_std"] is None else f"{r['acc_std']:.6f}",
@@ -176,7 +188,7 @@ def summary_png(rows: list[dict], *, title: str = "Table 1", published: Optional
                         va="bottom", fontsize=7, color="tab:red")
             else:
                 ax.text(x, m + 1, f"{m:.1f}\n({r['n_seeds']})", ha="center", va="bottom", fontsize=6)
-            for fig_ in published.get((r["method"], bench), []):
+            for fig_ in published_for(published, r):
                 ax.plot([x - 0.4, x + 0.4], [100 * fig_["value"]] * 2, color="black", lw=1)
         ax.set_xticks(xs)
         ax.set_xticklabels([r["method"] for r in rs], rotation=45, ha="right", fontsize=7)

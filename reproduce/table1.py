@@ -74,7 +74,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def _validate(args, preset: dict, methods_all: list[str]) -> tuple[list[str], list[str], list[int]]:
-    methods = args.methods or methods_all
+    methods = args.methods or preset.get("methods") or methods_all
     bad = [m for m in methods if m not in methods_all]
     if bad:
         raise SystemExit(f"error: unknown method(s) {bad}; valid methods: {', '.join(methods_all)}")

@@ -298,10 +298,18 @@ def paper_settings(ctx) -> dict:
     data (the quick smoke preset) the protocol's small network, epochs, batch
     size and lr are kept, so a cell takes seconds; the method's structure
     (k-WTA, sparsity, segments, SI, optimizer resets) is the same in both.
+
+    A row may also carry ``paper_protocol_by_tasks`` (number of tasks, as a
+    string, -> settings): the reference tuned epochs and lr separately for 2,
+    5, 10, 25, 50 and 100 tasks, and with the full data the entry for the
+    benchmark's number of experiences overrides ``paper_protocol``. Other task
+    counts keep ``paper_protocol`` (the 10-task settings).
     """
     hp = dict(ctx.hparams)
     if hp.get("subsample") is None:
         hp.update(hp.get("paper_protocol", {}))
+        by_tasks = hp.get("paper_protocol_by_tasks") or {}
+        hp.update(by_tasks.get(str(int(ctx.benchmark.n_experiences)), {}))
     return hp
 
 
@@ -372,6 +380,11 @@ def _reset_only(ctx) -> list:
 _STRUCTURE = {"kw_percent_on": 0.05, "context_percent_on": 0.1, "weight_sparsity": 0.5,
               "dendrite_sparsity": 0.0, "num_segments": None, "reset_optimizer": True}
 _PAPER_LOOP = {"hidden_sizes": [2048, 2048], "train_mb_size": 256, "eval_mb_size": 512}
+#: the reference's PROTOTYPE_2 / _5 / _25 (epochs and lr tuned per number of
+#: tasks; 10 tasks is the row's ``paper_protocol``); num_segments follows the
+#: number of tasks in every one
+_PROTOTYPE_BY_TASKS = {"2": {"lr": 5e-4, "train_epochs": 1}, "5": {"lr": 5e-4, "train_epochs": 1},
+                       "25": {"lr": 3e-4, "train_epochs": 5}}
 
 
 def _register_rows() -> None:
@@ -406,10 +419,12 @@ def _register_rows() -> None:
          dict(_PAPER_LOOP, lr=3e-6, train_epochs=5)),
     ]
     for name, desc, model, plugins, structure, paper in rows:
+        by_tasks = _PROTOTYPE_BY_TASKS if name == "dendrites" else {}
         register(Method(
             name=name, description=desc, model=model, optimizer=_adam, plugins=plugins,
             strategy="avalanche.training.Naive", strategy_kwargs=_loop_settings,
-            hparams={**structure, "paper_protocol": paper},
+            hparams={**structure, "paper_protocol": paper,
+                     **({"paper_protocol_by_tasks": by_tasks} if by_tasks else {})},
             benchmarks=("permuted_mnist",),
         ))
 

@@ -48,3 +48,24 @@ def test_summary_png_has_a_panel_per_benchmark_and_shows_failures():
     one = Image.open(io.BytesIO(summary_png(rows[:1], published={})))
     two = Image.open(io.BytesIO(summary_png(rows, published={})))
     assert two.size[0] > one.size[0] and two.size[1] == one.size[1]
+
+
+def test_published_figure_with_a_task_count_only_beside_that_count():
+    from reproduce.report import published_for
+
+    pub = {("dendrites", "permuted_mnist"): [
+        {"value": 0.9455, "source": "ten", "n_experiences": 10},
+        {"value": 0.9747, "source": "two", "n_experiences": 2},
+        {"value": 0.5, "source": "any"}]}
+    cells = [_cell("dendrites", "permuted_mnist", 0, 0.97) | {"n_experiences": 2, "label": "two tasks"},
+             _cell("dendrites", "permuted_mnist", 0, 0.95) | {"n_experiences": 10, "label": "ten tasks"},
+             _cell("dendrites", "permuted_mnist", 0, 0.6) | {"n_experiences": 3, "label": "three tasks"}]
+    rows = {r["n_experiences"]: r for r in aggregate(cells)}
+    assert [f["source"] for f in published_for(pub, rows[2])] == ["two", "any"]
+    assert [f["source"] for f in published_for(pub, rows[10])] == ["ten", "any"]
+    assert [f["source"] for f in published_for(pub, rows[3])] == ["any"]
+    md = render_markdown(list(rows.values()), preset="x", command="c", published=pub)
+    sections = {sec.splitlines()[0]: sec for sec in md.split("\n## ")[1:]}
+    two = sections["two tasks"]
+    assert "| 97.47; 50.00 | two; any |" in two and "94.55" not in two
+    assert "0.9455" not in render_csv([rows[2]], published=pub)

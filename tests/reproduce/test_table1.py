@@ -245,3 +245,31 @@ def test_parallel_workers_give_same_results(data_root, tmp_path):
     a = _cells(tmp_path / "serial")["cells/naive/split_mnist_task/seed0.json"]
     b = _cells(tmp_path / "par")["cells/naive/split_mnist_task/seed0.json"]
     assert a["acc_matrix"] == b["acc_matrix"]
+
+
+def test_preset_default_methods_and_label(data_root, tmp_path, monkeypatch):
+    preset = {"seeds": [0], "methods": ["naive"],
+              "benchmarks": {"permuted_mnist": {**TINY["benchmarks"]["permuted_mnist"],
+                                                "label": "Permuted MNIST, 2 tasks (domain-IL)"}}}
+    monkeypatch.setitem(presets.PRESETS, "tiny_tasks", preset)
+    out = tmp_path / "run"
+    assert T.main(["--preset", "tiny_tasks", "--root", str(data_root), "--out", str(out), "--no-progress"]) == 0
+    cells = _cells(out)
+    assert list(cells) == ["cells/naive/permuted_mnist/seed0.json"]  # not every method: the preset's
+    c = cells["cells/naive/permuted_mnist/seed0.json"]
+    assert c["label"] == "Permuted MNIST, 2 tasks (domain-IL)" and c["n_experiences"] == 2
+    assert "## Permuted MNIST, 2 tasks (domain-IL)" in (out / "table1.md").read_text()
+    # --methods still wins over the preset's default
+    assert T.main(["--preset", "tiny_tasks", "--root", str(data_root), "--out", str(out), "--no-progress",
+                   "--methods", "ewc"]) == 0
+    assert "cells/ewc/permuted_mnist/seed0.json" in _cells(out)
+
+
+@pytest.mark.parametrize("n", [2, 5, 25])
+def test_dendrites_task_count_presets(n):
+    full = presets.get_preset("full")["benchmarks"]["permuted_mnist"]
+    p = presets.get_preset(f"dendrites_tasks_{n}")
+    assert p["methods"] == ["dendrites"] and list(p["benchmarks"]) == ["permuted_mnist"]
+    proto = dict(p["benchmarks"]["permuted_mnist"])
+    assert proto.pop("n_experiences") == n and proto.pop("label") == f"Permuted MNIST, {n} tasks (domain-IL)"
+    assert proto == {k: v for k, v in full.items() if k != "n_experiences"}

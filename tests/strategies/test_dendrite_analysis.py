@@ -181,3 +181,25 @@ def test_dendrites_row_trains_through_build_strategy(permuted):
     res = strat.eval(permuted.test_stream[:2])
     assert strat.model.num_prototypes == 2
     assert res["TaskInference_Acc_Stream/eval_phase/test_stream"] == 1.0
+
+
+@pytest.mark.parametrize("tasks, epochs, lr", [(2, 1, 5e-4), (5, 1, 5e-4), (10, 3, 5e-4), (25, 5, 3e-4),
+                                               (7, 3, 5e-4)])
+def test_dendrites_row_takes_the_reference_settings_for_its_task_count(tasks, epochs, lr):
+    from avalanche_sparse.strategies.dendrites import paper_settings
+
+    method = S.get_method("dendrites")
+    protocol = {"optimizer": "adam", "lr": 1e-3, "eval_mb_size": 1024, "n_experiences": tasks,
+                "subsample": None, "train_epochs": 10, "train_mb_size": 128, "hidden_sizes": [16]}
+    info = BenchmarkInfo(name="permuted_mnist", input_shape=(1, 28, 28), n_classes=10, n_experiences=tasks,
+                         scenario="domain", label="Permuted MNIST")
+    ctx = S.MethodContext(benchmark=info, hparams=S.resolve_hparams(method, "permuted_mnist", protocol))
+    hp = paper_settings(ctx)
+    assert (hp["train_epochs"], hp["lr"], hp["hidden_sizes"]) == (epochs, lr, [2048, 2048])
+    # subsampled data keeps the protocol's loop whatever the task count
+    ctx.hparams["subsample"] = 0.1
+    assert paper_settings(ctx)["train_epochs"] == 10
+    # the other rows have no per-task settings: their 10-task ones apply
+    other = S.get_method("dendrites_only")
+    ctx2 = S.MethodContext(benchmark=info, hparams=S.resolve_hparams(other, "permuted_mnist", protocol))
+    assert paper_settings(ctx2)["train_epochs"] == 5

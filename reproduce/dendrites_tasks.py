@@ -111,7 +111,7 @@ def render_markdown(rows: list[dict], *, method: str, published: dict, command: 
             diff = f"{100 * (r['acc_mean'] - pub[0]['value']):+.2f}" if pub else "-"
             seeds = len(r["seeds"])
         lines.append(f"| {n} | {seeds} | {acc} | {fgt} | {pub_txt} | {diff} |")
-    sources = sorted({f["source"] for n in counts for f in _published(published, method, n)})
+    sources = list(dict.fromkeys(f["source"] for n in counts for f in _published(published, method, n)))
     if sources:
         lines += ["", "Published figures:", ""] + [f"- {s}" for s in sources]
     return "\n".join(lines) + "\n"
@@ -137,6 +137,7 @@ def plot_png(rows: list[dict], *, method: str, published: dict) -> bytes:
         ax.plot([p[0] for p in pub], [p[1] for p in pub], "--o", color="black", lw=1,
                 label="Iyer et al. 2022 (mean of 8 runs)")
     ax.set_xscale("log")
+    ax.minorticks_off()
     ticks = sorted({r["n_tasks"] for r in done} | {p[0] for p in pub})
     ax.set_xticks(ticks)
     ax.set_xticklabels([str(t) for t in ticks])

@@ -113,6 +113,16 @@ def estimate(method_name: str, benchmark: str, protocol: dict, *, steps: int = 5
     batch, epochs = int(strategy.train_mb_size), int(strategy.train_epochs)
     cumulative = isinstance(strategy, Cumulative)
     iterations = hp.get("train_iterations")
+    if getattr(model, "context_mode", None) in ("prototype", "onehot"):
+        # what PrototypeContextPlugin does before an experience: a prototype of
+        # the task and the training task id (the step's cost does not depend on
+        # the prototype's values); the plugins' own per-step work is not timed
+        n_in = 1
+        for d in ctx.benchmark.input_shape:
+            n_in *= int(d)
+        if model.context_mode == "prototype":
+            model.update_prototype(0, torch.randn(n_in, generator=torch.Generator().manual_seed(seed)), 1)
+        model.context_task = 0
     try:
         times = time_steps(model, optimizer, ctx.benchmark.input_shape, ctx.benchmark.n_classes,
                            batch, steps, multi_task=isinstance(model, MultiTaskModule))

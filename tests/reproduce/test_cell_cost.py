@@ -63,3 +63,12 @@ def test_estimate_multi_head_method_and_cli_json(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main([x for kv in argv.items() for x in kv] + (bad if bad[0] not in argv else []))
         assert arg in capsys.readouterr().err, bad
+
+
+def test_estimate_dendritic_rows_with_their_task_context():
+    import avalanche_sparse.strategies  # noqa: F401
+
+    protocol = get_preset("quick")["benchmarks"]["permuted_mnist"]
+    r = estimate("dendrites_si", "permuted_mnist", protocol, steps=1)
+    # quick protocol: 3 experiences of 6000 images, batch 128, 1 epoch
+    assert r["steps_per_cell"] == 3 * 47 and r["step_s_median"] > 0 and r["parameters"] > 0

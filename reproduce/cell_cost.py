@@ -25,6 +25,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -117,9 +118,7 @@ def estimate(method_name: str, benchmark: str, protocol: dict, *, steps: int = 5
         # what PrototypeContextPlugin does before an experience: a prototype of
         # the task and the training task id (the step's cost does not depend on
         # the prototype's values); the plugins' own per-step work is not timed
-        n_in = 1
-        for d in ctx.benchmark.input_shape:
-            n_in *= int(d)
+        n_in = math.prod(int(d) for d in ctx.benchmark.input_shape)
         if model.context_mode == "prototype":
             model.update_prototype(0, torch.randn(n_in, generator=torch.Generator().manual_seed(seed)), 1)
         model.context_task = 0

@@ -31,6 +31,8 @@ from typing import Iterable, Optional
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from reproduce.report import _mean_std, published_for  # noqa: E402
+
 __all__ = ["collect", "render_markdown", "plot_png", "main"]
 
 BENCHMARK = "permuted_mnist"
@@ -63,17 +65,16 @@ def collect(cells: Iterable[dict], method: str = "dendrites") -> list[dict]:
         seeds = sorted(ok)
         accs = [float(ok[s]["avg_acc"]) for s in seeds]
         fgt = [float(ok[s]["forgetting"]) for s in seeds if ok[s].get("forgetting") is not None]
+        acc_mean, acc_std = _mean_std(accs)
         rows.append({
             "n_tasks": n, "seeds": seeds, "accs": accs, "forgetting": fgt,
-            "acc_mean": statistics.fmean(accs) if accs else None,
-            "acc_std": (statistics.stdev(accs) if len(accs) > 1 else 0.0) if accs else None,
-            "problems": sorted(groups[n]["problems"]),
+            "acc_mean": acc_mean, "acc_std": acc_std, "problems": sorted(groups[n]["problems"]),
         })
     return rows
 
 
 def _published(published: dict, method: str, n: int) -> list[dict]:
-    return [f for f in published.get((method, BENCHMARK), []) if f.get("n_experiences") == n]
+    return published_for(published, {"method": method, "benchmark": BENCHMARK, "n_experiences": n})
 
 
 def render_markdown(rows: list[dict], *, method: str, published: dict, command: str) -> str:

@@ -393,7 +393,7 @@ def _register_rows() -> None:
     rows = [
         ("dendrites",
          "Active Dendrites Network, prototype contexts inferred at test time (Iyer et al. 2022)",
-         _dendritic_model, _dendrite_plugins, dict(_STRUCTURE),
+         _dendritic_model, _dendrite_plugins, dict(_STRUCTURE, paper_protocol_by_tasks=_PROTOTYPE_BY_TASKS),
          # PROTOTYPE_10: Adam 5e-4, 3 epochs per task
          dict(_PAPER_LOOP, lr=5e-4, train_epochs=3)),
         ("dendrites_si",
@@ -419,12 +419,10 @@ def _register_rows() -> None:
          dict(_PAPER_LOOP, lr=3e-6, train_epochs=5)),
     ]
     for name, desc, model, plugins, structure, paper in rows:
-        by_tasks = _PROTOTYPE_BY_TASKS if name == "dendrites" else {}
         register(Method(
             name=name, description=desc, model=model, optimizer=_adam, plugins=plugins,
             strategy="avalanche.training.Naive", strategy_kwargs=_loop_settings,
-            hparams={**structure, "paper_protocol": paper,
-                     **({"paper_protocol_by_tasks": by_tasks} if by_tasks else {})},
+            hparams={**structure, "paper_protocol": paper},
             benchmarks=("permuted_mnist",),
         ))
 

@@ -70,7 +70,9 @@ def load_reference_mlp(nupic_torch: Optional[Path], nupic_research: Optional[Pat
     dendrites ``modules`` files are imported under stub parent packages, so
     their heavy package ``__init__`` files are not run; ``nupic_torch`` (a
     checkout of numenta/nupic.torch) is put on ``sys.path`` first. Without
-    them the installed packages are used.
+    ``nupic_research`` the installed package is imported the normal way (its
+    package ``__init__`` files and their dependencies included). The stubs
+    replace any ``nupic.research`` modules already imported in this process.
     """
     if nupic_torch is not None:
         src = Path(nupic_torch) / "src"
@@ -84,7 +86,11 @@ def load_reference_mlp(nupic_torch: Optional[Path], nupic_research: Optional[Pat
     if not (dend / "modules" / "dendritic_mlp.py").is_file():
         raise FileNotFoundError(f"--nupic-research: {dend}/modules/dendritic_mlp.py not found; pass "
                                 f"a checkout of github.com/numenta/nupic.research")
-    import nupic  # noqa: F401  (nupic.torch's namespace package)
+    try:
+        import nupic.torch.modules  # noqa: F401
+    except ImportError as err:
+        raise ImportError(f"nupic.torch is not importable ({err}); pass --nupic-torch, a checkout of "
+                          f"github.com/numenta/nupic.torch") from err
 
     research = dend.parents[1]  # .../src/nupic/research
     _stub_package("nupic.research", research)
@@ -132,6 +138,7 @@ def _our_model(n_tasks: int, seed: int):
         return model(x)
 
     def add(proto):
+        # the loop hands over the task's mean input: a "sum" of one sample
         model.update_prototype(model.num_prototypes, proto, 1)
 
     return model, forward, add, lambda: rezero_weights(model)

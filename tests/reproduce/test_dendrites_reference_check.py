@@ -49,9 +49,14 @@ def test_run_sequence_scores_every_seen_task_and_learns():
                           batch_size=32, log=lambda s: None)
     assert [len(h) for h in hist] == [1, 2]
     assert all(0.0 <= a <= 100.0 for h in hist for a in h)
-    # separable data: far above chance (50 %) on both tasks; prototypes route them
+    # separable data: far above chance (50 %) on both tasks
     assert min(hist[-1]) > 90.0
     assert model.num_prototypes == 2
+    # the nearest prototype routes each task's test inputs to that task
+    xte, perms = _synthetic_tasks()[2], _synthetic_tasks()[4]
+    model.eval()
+    for t, perm in enumerate(perms):
+        assert (model.infer_tasks(xte[:, perm]) == t).float().mean() > 0.95
     # pruned weights stayed zero through training
     mask = model.hidden_layers[0].linear.zero_mask
     assert model.hidden_layers[0].linear.weight[mask].abs().max() == 0
@@ -65,14 +70,19 @@ def test_run_sequence_stops_on_nan_loss():
         R.run_sequence(model, bad, add, rezero, data, log=lambda s: None)
 
 
+def _nupic_names():
+    return [n for n in sys.modules if n == "nupic" or n.startswith("nupic.")]
+
+
 @pytest.fixture
 def clean_nupic(monkeypatch):
+    """No nupic modules during the test; whatever was there before comes back."""
     monkeypatch.setattr(sys, "path", list(sys.path))
-    before = set(sys.modules)
+    saved = {n: sys.modules.pop(n) for n in _nupic_names()}
     yield
-    for name in set(sys.modules) - before:
-        if name == "nupic" or name.startswith("nupic."):
-            del sys.modules[name]
+    for n in _nupic_names():
+        del sys.modules[n]
+    sys.modules.update(saved)
 
 
 def _fake_checkouts(root):
@@ -87,9 +97,16 @@ def _fake_checkouts(root):
     (dend / "__init__.py").write_text(boom)
     (dend / "modules" / "__init__.py").write_text(boom)
     (dend.parents[1] / "__init__.py").write_text(boom)  # nupic/research/__init__.py
+    # the real module imports siblings and the dendrites ``functional`` subpackage
+    (dend / "functional").mkdir()
+    (dend / "functional" / "__init__.py").write_text("GATE = 'functional'\n")
+    (dend / "modules" / "dendritic_layers.py").write_text(
+        "from nupic.research.frameworks.dendrites import functional as F\n"
+        "LAYER = F.GATE + ' layer'\n")
     (dend / "modules" / "dendritic_mlp.py").write_text(
         "from nupic.torch.modules import MARK\n"
-        "class DendriticMLP:\n    mark = MARK\n")
+        "from .dendritic_layers import LAYER\n"
+        "class DendriticMLP:\n    mark = MARK\n    layer = LAYER\n")
     return root / "nupic.torch", root / "nupic.research"
 
 
@@ -97,6 +114,14 @@ def test_load_reference_imports_only_the_module_files(tmp_path, clean_nupic):
     nt, nr = _fake_checkouts(tmp_path)
     cls = R.load_reference_mlp(nt, nr)
     assert cls.__name__ == "DendriticMLP" and cls.mark == "fake nupic.torch"
+    assert cls.layer == "functional layer"
+
+
+def test_load_reference_without_nupic_torch_names_the_flag(tmp_path, clean_nupic, monkeypatch):
+    _, nr = _fake_checkouts(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if "nupic" not in p])
+    with pytest.raises(ImportError, match="--nupic-torch"):
+        R.load_reference_mlp(None, nr)
 
 
 def test_load_reference_names_the_bad_argument(tmp_path, clean_nupic):
@@ -107,8 +132,57 @@ def test_load_reference_names_the_bad_argument(tmp_path, clean_nupic):
         R.load_reference_mlp(tmp_path / "nowhere", None)
 
 
+def test_reference_model_gets_the_prototype_config_and_contexts(clean_nupic, monkeypatch):
+    """PROTOTYPE_<n> arguments; the task's prototype in training, the nearest at test time."""
+    import types
+
+    for name in ("nupic", "nupic.torch"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    mods = types.ModuleType("nupic.torch.modules")
+    mods.rezero_weights = lambda m: None
+    monkeypatch.setitem(sys.modules, "nupic.torch.modules", mods)
+    seen = {}
+
+    class Fake(torch.nn.Module):
+        def __init__(self, *args, **kwargs):
+            super().__init__()
+            seen["args"], seen["kwargs"] = args, kwargs
+
+        def forward(self, x, context):
+            seen["context"] = context
+            return x[:, :10]
+
+    model, forward, add, _ = R._reference_model(Fake, 3)
+    assert seen["args"] == (784, 10, [2048, 2048], 3, 784, True)
+    assert seen["kwargs"] == dict(kw_percent_on=0.05, context_percent_on=0.1,
+                                  dendrite_weight_sparsity=0.0, weight_sparsity=0.5)
+    protos = torch.eye(3, 784) * 5
+    for p in protos:
+        add(p)
+    x = protos[[2, 0, 1, 2]] + 0.1
+    forward(x, 1)
+    assert torch.equal(seen["context"], protos[[1, 1, 1, 1]])
+    forward(x, None)
+    assert torch.equal(seen["context"], protos[[2, 0, 1, 2]])
+
+
+def test_task_data_normalises_and_starts_with_plain_mnist(monkeypatch):
+    import benchmarks.data
+
+    x = torch.randint(0, 256, (6, 28, 28), dtype=torch.uint8)
+    y = torch.arange(6)
+    monkeypatch.setattr(benchmarks.data, "load_mnist", lambda root=None: (x, y, x[:2], y[:2]))
+    xtr, ytr, xte, yte, perms = R.task_data(3)
+    assert xtr.shape == (6, 784) and xte.shape == (2, 784) and len(perms) == 3
+    assert torch.equal(perms[0], torch.arange(784))
+    assert not torch.equal(perms[1], perms[2])
+    expect = (x[0].reshape(-1).float() / 255 - R.MNIST_MEAN) / R.MNIST_STD
+    assert torch.allclose(xtr[0], expect)
+
+
 def test_main_rejects_zero_tasks(tmp_path, capsys):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exc:
         R.main(["--models", "ours", "--tasks", "0", "--out", str(tmp_path / "x.json")])
+    assert exc.value.code == 2
     assert "--tasks" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()

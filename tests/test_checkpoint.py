@@ -32,9 +32,13 @@ def _strategy(name, info):
     from avalanche.training.plugins import EvaluationPlugin
 
     torch.manual_seed(0)
-    hp = S.resolve_hparams(S.get_method(name), "tiny", {
-        "optimizer": "adam", "lr": 0.01, "train_epochs": 1, "train_mb_size": 16, "eval_mb_size": 64,
-        "hidden_sizes": [8]})
+    protocol = {"optimizer": "adam", "lr": 0.01, "train_epochs": 1, "train_mb_size": 16, "eval_mb_size": 64,
+                "hidden_sizes": [8]}
+    if name.startswith("dendrites"):
+        # subsampled data keeps the protocol's loop (not the paper's 2x2000, 20 epochs);
+        # 64 units so that k-WTA's 5 % keeps 3 winners
+        protocol.update(subsample=0.5, hidden_sizes=[64])
+    hp = S.resolve_hparams(S.get_method(name), "tiny", protocol)
     ev = EvaluationPlugin(accuracy_metrics(experience=True, stream=True), loss_metrics(stream=True),
                           forgetting_metrics(experience=True, stream=True),
                           bwt_metrics(experience=True, stream=True), loggers=[])
@@ -47,7 +51,9 @@ def _numbers(res):
 
 @pytest.mark.filterwarnings("ignore:No loggers")
 @pytest.mark.parametrize("name,scenario", [("naive", "task"), ("ewc", "class"), ("ewc", "task"),
-                                           ("si", "class"), ("joint", "class")])
+                                           ("si", "class"), ("joint", "class"),
+                                           # prototypes, SI without optimizer resets, analysis plugin
+                                           ("dendrites_si", "class"), ("dendrites", "class")])
 def test_resume_after_each_experience_is_bit_identical(name, scenario, tmp_path):
     bm, info = _bench(scenario)
     train, test = list(bm.train_stream), bm.test_stream

@@ -50,6 +50,7 @@ __all__ = [
     "method_hparams",
     "build_benchmark",
     "run_cell",
+    "flush_denormal_on",
     "accuracy_matrix_png",
     "NonFiniteLossError",
 ]
@@ -199,9 +200,15 @@ def accuracy_matrix_png(matrix: list[list[Optional[float]]], title: str) -> byte
     return buf.getvalue()
 
 
+def flush_denormal_on() -> bool:
+    """Whether this thread's CPU now flushes subnormal floats to zero."""
+    return float(torch.tensor([1e-39]).mul(1.0)[0]) == 0.0
+
+
 def run_cell(method_name: str, benchmark: str, seed: int, protocol: dict, out: Path, *,
              root=None, threads: Optional[int] = None, progress: bool = True,
-             position: int = 1, checkpoints: bool = True, device: str = "cpu") -> dict:
+             position: int = 1, checkpoints: bool = True, device: str = "cpu",
+             flush_denormal: bool = True) -> dict:
     """Train and evaluate one cell; write its result JSON atomically; return it.
 
     Failures are recorded, not raised: ``status`` is ``"ok"``, ``"failed"``
@@ -209,6 +216,17 @@ def run_cell(method_name: str, benchmark: str, seed: int, protocol: dict, out: P
     ``"data not staged"`` (with the staging hint). With ``checkpoints`` the
     cell resumes from its checkpoint when there is one, saves one after every
     experience, and deletes it once the result is written.
+
+    ``flush_denormal`` (default on) makes the CPU treat subnormal floats
+    (non-zero, below 1.2e-38) as zero (``torch.set_flush_denormal``). Adam's
+    moments of weights that stop getting gradient (non-winning dendritic
+    segments, units outside a k-WTA) decay into that range and get stuck there
+    (0.9 times the smallest subnormals rounds back to them); on x86 every
+    operation on a subnormal is many times slower, so such cells slow down
+    more with every task (``reproduce/subnormal_adam.py`` measures it). It is
+    set for the thread that runs the cell (torch's intra-op threads started
+    earlier may keep their mode), recorded in the result, and not part of the
+    checkpoint key: it changes no value above 1.2e-38.
 
     :raises avalanche_sparse.io.OutputDirError: when ``out`` cannot be written
         (read-only, disk full): nothing half-written is left behind.
@@ -220,10 +238,11 @@ def run_cell(method_name: str, benchmark: str, seed: int, protocol: dict, out: P
             "protocol": protocol}
     path = cell_path(out, method_name, benchmark, seed)
     t0 = time.time()
+    was_flushing = flush_denormal_on()
     try:
         result = _train_cell(method_name, benchmark, seed, protocol, out, root=root,
                              threads=threads, progress=progress, position=position,
-                             checkpoints=checkpoints, device=device)
+                             checkpoints=checkpoints, device=device, flush_denormal=flush_denormal)
         result.update(base, status="ok", wall_s=round(time.time() - t0, 2))
     except DatasetNotStagedError as err:
         result = dict(base, status="data not staged", error=str(err))
@@ -232,6 +251,8 @@ def run_cell(method_name: str, benchmark: str, seed: int, protocol: dict, out: P
     except Exception as err:  # the grid goes on; the table shows the failure
         result = dict(base, status="failed", error=f"{type(err).__name__}: {err}",
                       traceback=traceback.format_exc(limit=8), wall_s=round(time.time() - t0, 2))
+    finally:
+        torch.set_flush_denormal(was_flushing)  # the caller's mode again
     atomic_write_json(path, result)
     _remove_checkpoint(checkpoint_path(out, method_name, benchmark, seed))
     return result
@@ -338,7 +359,7 @@ def _resume(strategy, tb_logger, saved, train_exps, test_stream, tb_dir):
 
 
 def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, progress, position,
-                checkpoints=True, device="cpu"):
+                checkpoints=True, device="cpu", flush_denormal=True):
     from tqdm.auto import tqdm
 
     from avalanche_sparse.checkpoint import (
@@ -347,6 +368,8 @@ def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, p
 
     if threads:
         torch.set_num_threads(int(threads))
+    # False where the CPU cannot flush subnormals; recorded as set
+    flushed = bool(torch.set_flush_denormal(bool(flush_denormal))) and bool(flush_denormal)
     _deterministic()
     bm, info = build_benchmark(benchmark, protocol, seed, root=root)
     train_exps = list(bm.train_stream)
@@ -417,6 +440,7 @@ def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, p
         "cifar10_source": getattr(bm, "cifar10_source", None),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "flush_denormal": flushed,
         "checkpoints": checkpoint_note,
         "fast_loader": _fast_loader_stats(strategy),
     }

@@ -239,10 +239,12 @@ def run_cell(method_name: str, benchmark: str, seed: int, protocol: dict, out: P
     path = cell_path(out, method_name, benchmark, seed)
     t0 = time.time()
     was_flushing = flush_denormal_on()
+    # False where the CPU cannot flush subnormals: recorded as it really ran
+    base["flush_denormal"] = bool(torch.set_flush_denormal(bool(flush_denormal))) and bool(flush_denormal)
     try:
         result = _train_cell(method_name, benchmark, seed, protocol, out, root=root,
                              threads=threads, progress=progress, position=position,
-                             checkpoints=checkpoints, device=device, flush_denormal=flush_denormal)
+                             checkpoints=checkpoints, device=device)
         result.update(base, status="ok", wall_s=round(time.time() - t0, 2))
     except DatasetNotStagedError as err:
         result = dict(base, status="data not staged", error=str(err))
@@ -359,7 +361,7 @@ def _resume(strategy, tb_logger, saved, train_exps, test_stream, tb_dir):
 
 
 def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, progress, position,
-                checkpoints=True, device="cpu", flush_denormal=True):
+                checkpoints=True, device="cpu"):
     from tqdm.auto import tqdm
 
     from avalanche_sparse.checkpoint import (
@@ -368,8 +370,6 @@ def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, p
 
     if threads:
         torch.set_num_threads(int(threads))
-    # False where the CPU cannot flush subnormals; recorded as set
-    flushed = bool(torch.set_flush_denormal(bool(flush_denormal))) and bool(flush_denormal)
     _deterministic()
     bm, info = build_benchmark(benchmark, protocol, seed, root=root)
     train_exps = list(bm.train_stream)
@@ -440,7 +440,6 @@ def _train_cell(method_name, benchmark, seed, protocol, out, *, root, threads, p
         "cifar10_source": getattr(bm, "cifar10_source", None),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
-        "flush_denormal": flushed,
         "checkpoints": checkpoint_note,
         "fast_loader": _fast_loader_stats(strategy),
     }

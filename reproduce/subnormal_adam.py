@@ -37,6 +37,9 @@ def time_adam_step(n: int, subnormal_fraction: float, flush: bool, *, repeats: i
         raise ValueError(f"subnormal_fraction must be in [0, 1], got {subnormal_fraction}")
     if n < 1 or repeats < 1:
         raise ValueError(f"n and repeats must be >= 1, got {n} and {repeats}")
+    from reproduce.grid import flush_denormal_on
+
+    was_flushing = flush_denormal_on()
     supported = torch.set_flush_denormal(flush)
     try:
         g = torch.Generator().manual_seed(seed)
@@ -57,7 +60,7 @@ def time_adam_step(n: int, subnormal_fraction: float, flush: bool, *, repeats: i
         tiny = torch.finfo(torch.float32).tiny
         left = ((st["exp_avg"] != 0) & (st["exp_avg"].abs() < tiny)).float().mean().item()
     finally:
-        torch.set_flush_denormal(False)
+        torch.set_flush_denormal(was_flushing)  # the caller's mode again
     return {"n": n, "subnormal_fraction": subnormal_fraction, "flush_denormal": flush and supported,
             "median_s": statistics.median(times), "subnormal_fraction_after": round(left, 4)}
 

@@ -208,7 +208,7 @@ def flush_denormal_on() -> bool:
 def run_cell(method_name: str, benchmark: str, seed: int, protocol: dict, out: Path, *,
              root=None, threads: Optional[int] = None, progress: bool = True,
              position: int = 1, checkpoints: bool = True, device: str = "cpu",
-             flush_denormal: bool = True) -> dict:
+             flush_denormal: bool = True, keep_freed_memory: bool = True) -> dict:
     """Train and evaluate one cell; write its result JSON atomically; return it.
 
     Failures are recorded, not raised: ``status`` is ``"ok"``, ``"failed"``
@@ -228,6 +228,13 @@ def run_cell(method_name: str, benchmark: str, seed: int, protocol: dict, out: P
     earlier may keep their mode), recorded in the result, and not part of the
     checkpoint key: it changes no value above 1.2e-38.
 
+    ``keep_freed_memory`` (default on) asks glibc to keep freed blocks mapped
+    (:func:`avalanche_sparse.memory.keep_freed_memory`), so a step that
+    allocates the same large tensors every time reuses mapped pages instead of
+    page-faulting fresh ones. It is process-wide, stays set after the cell,
+    changes no value, is recorded in the result (``False`` where there is no
+    glibc) and is not part of the checkpoint key.
+
     :raises avalanche_sparse.io.OutputDirError: when ``out`` cannot be written
         (read-only, disk full): nothing half-written is left behind.
     """
@@ -239,6 +246,12 @@ def run_cell(method_name: str, benchmark: str, seed: int, protocol: dict, out: P
     path = cell_path(out, method_name, benchmark, seed)
     t0 = time.time()
     was_flushing = flush_denormal_on()
+    if keep_freed_memory:
+        from avalanche_sparse.memory import keep_freed_memory as _keep
+
+        base["keep_freed_memory"] = _keep()
+    else:
+        base["keep_freed_memory"] = False
     # False where the CPU cannot flush subnormals: recorded as it really ran
     base["flush_denormal"] = bool(torch.set_flush_denormal(bool(flush_denormal))) and bool(flush_denormal)
     try:

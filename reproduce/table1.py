@@ -70,6 +70,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-flush-denormal", action="store_true",
                    help="keep subnormal floats (default: flush them to zero, which keeps long Adam "
                         "runs from slowing down; see grid.run_cell)")
+    p.add_argument("--no-keep-freed-memory", action="store_true",
+                   help="leave glibc's malloc thresholds alone (default: keep freed blocks mapped, "
+                        "which saves page faults on large per-step tensors; see grid.run_cell)")
     p.add_argument("--force", action="store_true", help="reuse an output folder whose results were run with another protocol")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--list", action="store_true", help="list methods, benchmarks and presets, then exit")
@@ -272,7 +275,8 @@ def main(argv=None) -> int:
     device = args.device or ("cuda" if args.gpus_per_cell > 0 else "cpu")
     work = [backends.Cell(m, b, s, preset["benchmarks"][b]) for m, b, s in todo]
     kw = dict(root=args.root, checkpoints=not args.no_checkpoints, device=device,
-              flush_denormal=not args.no_flush_denormal)
+              flush_denormal=not args.no_flush_denormal,
+              keep_freed_memory=not args.no_keep_freed_memory)
     try:
         if args.backend == "ray":
             backends.run_ray(work, out, on_done, address=args.address, cpus_per_cell=args.cpus_per_cell,

@@ -104,6 +104,78 @@ def test_shared_contexts_give_the_same_output_and_gradients(gate):
     assert torch.allclose(layer(x, rows[1]), layer(x, rows[1].expand(6, 4)), atol=1e-6)
 
 
+def _dense_winners(seg, context, gate):
+    """The plain autograd path: all responses, then the winners."""
+    return winning_segments(seg(context), gate)
+
+
+@pytest.mark.parametrize("gate", ["absolute_max", "max", "bias"])
+def test_winners_backward_with_one_context_row_is_bit_identical(gate):
+    torch.manual_seed(11)
+    seg = DendriteSegments(64, 7, 30)
+    context = torch.randn(1, 30)
+    g = torch.randn(1, 64)
+    win_a, idx_a = seg.winners(context, gate)
+    (ga,) = torch.autograd.grad((win_a * g).sum(), [seg.weights])
+    win_b, idx_b = _dense_winners(seg, context, gate)
+    (gb,) = torch.autograd.grad((win_b * g).sum(), [seg.weights])
+    assert torch.equal(win_a, win_b) and torch.equal(idx_a, idx_b)
+    assert torch.equal(ga, gb)
+    # gradient only in the 64 winning rows, every one of them non-zero
+    nonzero_rows = (ga.view(64 * 7, 30) != 0).any(1)
+    assert int(nonzero_rows.sum()) == 64
+    rows = torch.arange(64) * 7 + idx_a[0]
+    assert bool(nonzero_rows[rows].all())
+
+
+@pytest.mark.parametrize("n_rows", [1, 3, 5, 6])
+def test_winners_match_dense_path_with_biases_and_context_gradient(n_rows):
+    # n_rows <= num_segments (5) takes the winner-row backward; 6 the dense one
+    torch.manual_seed(12)
+    seg = DendriteSegments(16, 5, 9, bias=True, sparsity=0.3, seed=2)
+    context = torch.randn(n_rows, 9, requires_grad=True)
+    g = torch.randn(n_rows, 16)
+    params = [seg.weights, seg.biases, context]
+    win_a, idx_a = seg.winners(context, "absolute_max")
+    ga = torch.autograd.grad((win_a * g).sum(), params)
+    win_b, idx_b = _dense_winners(seg, context, "absolute_max")
+    gb = torch.autograd.grad((win_b * g).sum(), params)
+    assert torch.equal(idx_a, idx_b)
+    assert torch.allclose(win_a, win_b, atol=1e-6)
+    for a, b in zip(ga, gb):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_winners_with_one_segment_and_bad_arguments():
+    torch.manual_seed(13)
+    seg = DendriteSegments(4, 1, 3)
+    context = torch.randn(1, 3)
+    win, idx = seg.winners(context)
+    assert torch.equal(idx, torch.zeros(1, 4, dtype=torch.long))
+    assert torch.allclose(win, seg(context).squeeze(-1))
+    (grad,) = torch.autograd.grad(win.sum(), [seg.weights])
+    assert torch.allclose(grad, context.expand(4, 3).unsqueeze(1))
+    with pytest.raises(ValueError, match="gate must be one of"):
+        seg.winners(context, "min")
+    with pytest.raises(ValueError, match="dim_context=3"):
+        seg.winners(torch.randn(1, 4))
+
+
+def test_layer_training_step_with_shared_context_matches_per_sample_contexts():
+    # one prototype shared by the batch (the training case) vs the same row per sample
+    torch.manual_seed(14)
+    layer = DendriticLayer(12, 32, 6, 12)
+    x = torch.randn(10, 12)
+    row = torch.randn(1, 12)
+    out_a = layer(x, row, torch.zeros(10, dtype=torch.long))
+    ga = torch.autograd.grad(out_a.square().sum(), [layer.segment_weights, layer.weight])
+    out_b = layer(x, row.expand(10, 12))
+    gb = torch.autograd.grad(out_b.square().sum(), [layer.segment_weights, layer.weight])
+    assert torch.allclose(out_a, out_b, atol=1e-6)
+    for a, b in zip(ga, gb):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
 def test_dendrite_sparsity_mask_is_fixed_exact_and_survives_steps():
     seg = DendriteSegments(6, 3, 20, sparsity=0.75, seed=0)
     assert seg.zero_mask.dtype == torch.bool and seg.zero_mask.shape == (6, 3, 20)

@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
-__all__ = ["Cell", "WorkerDiedError", "run_serial", "run_local_pool", "run_ray", "died_result"]
+__all__ = ["Cell", "WorkerDiedError", "run_serial", "run_local_pool", "run_ray", "died_result",
+           "exit_when_orphaned"]
 
 OnDone = Callable[["Cell", dict], None]
 
@@ -73,12 +76,38 @@ def run_serial(cells: list[Cell], out: Path, on_done: OnDone, **cell_kwargs) -> 
         on_done(c, grid.run_cell(c.method, c.benchmark, c.seed, c.protocol, out, **cell_kwargs))
 
 
+def exit_when_orphaned(poll_s: float = 2.0) -> threading.Thread:
+    """Start a daemon thread that ends this process (``os._exit(1)``) once its
+    parent is gone (``os.getppid()`` changes when the parent dies and the
+    process is re-parented).
+
+    A pool worker is busy inside a cell for hours; without this, killing
+    ``table1.py`` (SIGTERM, SIGKILL) leaves its workers training on as orphans
+    that compete for the cores and write the same cell as a re-run. The
+    worker's last per-experience checkpoint is kept, so a re-run resumes.
+    """
+    if not poll_s > 0:
+        raise ValueError(f"poll_s must be > 0, got {poll_s!r}")
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    t = threading.Thread(target=watch, name="exit-when-orphaned", daemon=True)
+    t.start()
+    return t
+
+
 def _worker_main(conn, cell_kwargs: dict) -> None:
     """Body of a local worker process: run the cells it is sent."""
     from avalanche_sparse.io import OutputDirError
 
     from . import grid
 
+    exit_when_orphaned()
     while True:
         msg = conn.recv()
         if msg is None:

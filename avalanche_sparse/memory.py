@@ -21,40 +21,62 @@ import ctypes
 import ctypes.util
 import platform
 
-__all__ = ["M_TRIM_THRESHOLD", "M_MMAP_THRESHOLD", "keep_freed_memory"]
+__all__ = ["M_TRIM_THRESHOLD", "M_MMAP_THRESHOLD", "MMAP_THRESHOLD_CAP", "keep_freed_memory",
+           "freed_memory_kept"]
 
 #: ``mallopt`` parameter numbers of glibc (``malloc.h``)
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
+#: the largest ``M_MMAP_THRESHOLD`` older glibc accepts on 64-bit (``HEAP_MAX_SIZE / 2``)
+MMAP_THRESHOLD_CAP = 32 * 2**20
 
-_applied: dict[int, bool] = {}
+#: the settings in effect in this process: ``(mmap threshold, trim threshold)``, or None
+_in_effect: "tuple[int, int] | None" = None
+
+
+def _mallopt():
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        fn = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
 
 
 def keep_freed_memory(threshold_bytes: int = 2**31 - 1) -> bool:
     """Ask glibc to serve blocks below ``threshold_bytes`` from the heap and to
     keep up to that much free memory at its top (``mallopt(M_MMAP_THRESHOLD)``
-    and ``mallopt(M_TRIM_THRESHOLD)``).
+    and ``mallopt(M_TRIM_THRESHOLD)``). Where glibc refuses a threshold above
+    32 MiB (older releases cap it at ``HEAP_MAX_SIZE / 2``), 32 MiB is used.
 
     :param threshold_bytes: an int in [1 MiB, 2**31 - 1] (``mallopt`` takes a C ``int``).
     :returns: ``True`` if glibc took both settings, ``False`` where there is no
         glibc (macOS, Windows, musl) or it refused; the process then keeps the
-        allocator's defaults, which is always safe.
+        allocator's defaults, which is always safe. The settings stay for the
+        life of the process (:func:`freed_memory_kept`).
     """
+    global _in_effect
     if isinstance(threshold_bytes, bool) or not isinstance(threshold_bytes, int) \
             or not 2**20 <= threshold_bytes <= 2**31 - 1:
         raise ValueError(f"threshold_bytes must be an int in [{2**20}, {2**31 - 1}], got {threshold_bytes!r}")
-    if threshold_bytes in _applied:
-        return _applied[threshold_bytes]
-    ok = False
-    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            mallopt = libc.mallopt
-        except (OSError, AttributeError):
-            mallopt = None
-        if mallopt is not None:
-            mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-            mallopt.restype = ctypes.c_int
-            ok = bool(mallopt(M_MMAP_THRESHOLD, threshold_bytes)) and bool(mallopt(M_TRIM_THRESHOLD, threshold_bytes))
-    _applied[threshold_bytes] = ok
-    return ok
+    mallopt = _mallopt()
+    if mallopt is None:
+        return False
+    mmap = threshold_bytes
+    if not mallopt(M_MMAP_THRESHOLD, mmap):
+        mmap = min(threshold_bytes, MMAP_THRESHOLD_CAP)
+        if not mallopt(M_MMAP_THRESHOLD, mmap):
+            return False
+    if not mallopt(M_TRIM_THRESHOLD, threshold_bytes):
+        return False
+    _in_effect = (mmap, threshold_bytes)
+    return True
+
+
+def freed_memory_kept() -> "tuple[int, int] | None":
+    """``(mmap threshold, trim threshold)`` that :func:`keep_freed_memory` set
+    in this process, or ``None`` if it never succeeded here."""
+    return _in_effect

@@ -76,24 +76,30 @@ def run_serial(cells: list[Cell], out: Path, on_done: OnDone, **cell_kwargs) -> 
         on_done(c, grid.run_cell(c.method, c.benchmark, c.seed, c.protocol, out, **cell_kwargs))
 
 
-def exit_when_orphaned(poll_s: float = 2.0) -> threading.Thread:
-    """Start a daemon thread that ends this process (``os._exit(1)``) once its
-    parent is gone (``os.getppid()`` changes when the parent dies and the
-    process is re-parented).
+def exit_when_orphaned(parent_pid: int, poll_s: float = 2.0) -> threading.Thread:
+    """End this process (``os._exit(1)``) once its parent ``parent_pid`` is
+    gone: at once if it already is, else from a daemon thread that polls
+    ``os.getppid()`` (it changes when the parent dies and the process is
+    re-parented).
 
     A pool worker is busy inside a cell for hours; without this, killing
     ``table1.py`` (SIGTERM, SIGKILL) leaves its workers training on as orphans
     that compete for the cores and write the same cell as a re-run. The
-    worker's last per-experience checkpoint is kept, so a re-run resumes.
+    parent passes its own pid, so a parent that dies while the worker is
+    still starting is noticed too. The worker's last per-experience checkpoint
+    is kept (written atomically), so a re-run resumes.
     """
+    if isinstance(parent_pid, bool) or not isinstance(parent_pid, int) or parent_pid < 1:
+        raise ValueError(f"parent_pid must be a process id (int >= 1), got {parent_pid!r}")
     if not poll_s > 0:
         raise ValueError(f"poll_s must be > 0, got {poll_s!r}")
-    parent = os.getppid()
+    if os.getppid() != parent_pid:
+        os._exit(1)
 
     def watch():
         while True:
             time.sleep(poll_s)
-            if os.getppid() != parent:
+            if os.getppid() != parent_pid:
                 os._exit(1)
 
     t = threading.Thread(target=watch, name="exit-when-orphaned", daemon=True)
@@ -101,13 +107,13 @@ def exit_when_orphaned(poll_s: float = 2.0) -> threading.Thread:
     return t
 
 
-def _worker_main(conn, cell_kwargs: dict) -> None:
+def _worker_main(conn, cell_kwargs: dict, parent_pid: int) -> None:
     """Body of a local worker process: run the cells it is sent."""
+    exit_when_orphaned(parent_pid)
     from avalanche_sparse.io import OutputDirError
 
     from . import grid
 
-    exit_when_orphaned()
     while True:
         msg = conn.recv()
         if msg is None:
@@ -142,7 +148,7 @@ def run_local_pool(cells: list[Cell], out: Path, on_done: OnDone, *, workers: in
 
     def start():
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker_main, args=(child, cell_kwargs), daemon=True)
+        proc = ctx.Process(target=_worker_main, args=(child, cell_kwargs, os.getpid()), daemon=True)
         proc.start()
         child.close()
         busy[proc] = [parent, None]

@@ -231,9 +231,9 @@ def run_cell(method_name: str, benchmark: str, seed: int, protocol: dict, out: P
     ``keep_freed_memory`` (default on) asks glibc to keep freed blocks mapped
     (:func:`avalanche_sparse.memory.keep_freed_memory`), so a step that
     allocates the same large tensors every time reuses mapped pages instead of
-    page-faulting fresh ones. It is process-wide, stays set after the cell,
-    changes no value, is recorded in the result (``False`` where there is no
-    glibc) and is not part of the checkpoint key.
+    page-faulting fresh ones. It is process-wide and stays set after the cell
+    (so the result records whether it is in effect, ``False`` where there is no
+    glibc); it changes no value and is not part of the checkpoint key.
 
     :raises avalanche_sparse.io.OutputDirError: when ``out`` cannot be written
         (read-only, disk full): nothing half-written is left behind.
@@ -246,12 +246,12 @@ def run_cell(method_name: str, benchmark: str, seed: int, protocol: dict, out: P
     path = cell_path(out, method_name, benchmark, seed)
     t0 = time.time()
     was_flushing = flush_denormal_on()
-    if keep_freed_memory:
-        from avalanche_sparse.memory import keep_freed_memory as _keep
+    from avalanche_sparse import memory
 
-        base["keep_freed_memory"] = _keep()
-    else:
-        base["keep_freed_memory"] = False
+    if keep_freed_memory:
+        memory.keep_freed_memory()
+    # what is in effect (process-wide: an earlier cell of this process may have set it)
+    base["keep_freed_memory"] = memory.freed_memory_kept() is not None
     # False where the CPU cannot flush subnormals: recorded as it really ran
     base["flush_denormal"] = bool(torch.set_flush_denormal(bool(flush_denormal))) and bool(flush_denormal)
     try:

@@ -223,6 +223,8 @@ class _WinningSegments(torch.autograd.Function):
         if biases is not None:
             d = d + biases
         win, idx = winning_segments(d, gate)
+        if num_segments == 1:
+            win = win.clone()  # not a view of d: callers may modify it in place, as on the dense path
         ctx.save_for_backward(context, weights2d, idx)
         ctx.has_bias = biases is not None
         ctx.num_segments = num_segments
@@ -353,9 +355,10 @@ class DendriteSegments(nn.Module):
         prototype) the backward pass writes the ``n * num_units`` winning rows
         of the weight gradient (``index_add_``) instead of forming the dense
         outer product of the (mostly zero) response gradient with the context;
-        for one row the gradient is bit-identical to the dense path (each entry
-        is the single product :math:`g_{bi}\,c_{bk}`). With more rows this is
-        ``winning_segments(self(context), gate)`` itself.
+        for one row the gradient equals the dense path's bit for bit (each
+        entry is the single product :math:`g_{bi}\,c_{bk}`; the losing rows
+        hold +0.0 where the outer product may give -0.0). With more rows this
+        is ``winning_segments(self(context), gate)`` itself.
         """
         if gate not in GATES:
             raise ValueError(f"gate must be one of {GATES}, got {gate!r}")

@@ -128,17 +128,19 @@ def test_winners_backward_with_one_context_row_is_bit_identical(gate):
     assert bool(nonzero_rows[rows].all())
 
 
+@pytest.mark.parametrize("gate", ["absolute_max", "max", "bias"])
 @pytest.mark.parametrize("n_rows", [1, 3, 5, 6])
-def test_winners_match_dense_path_with_biases_and_context_gradient(n_rows):
+def test_winners_match_dense_path_with_biases_and_context_gradient(n_rows, gate):
     # n_rows <= num_segments (5) takes the winner-row backward; 6 the dense one
     torch.manual_seed(12)
     seg = DendriteSegments(16, 5, 9, bias=True, sparsity=0.3, seed=2)
     context = torch.randn(n_rows, 9, requires_grad=True)
     g = torch.randn(n_rows, 16)
     params = [seg.weights, seg.biases, context]
-    win_a, idx_a = seg.winners(context, "absolute_max")
+    win_a, idx_a = seg.winners(context, gate)
+    assert ("_WinningSegments" in type(win_a.grad_fn).__name__) is (n_rows <= 5)
     ga = torch.autograd.grad((win_a * g).sum(), params)
-    win_b, idx_b = _dense_winners(seg, context, "absolute_max")
+    win_b, idx_b = _dense_winners(seg, context, gate)
     gb = torch.autograd.grad((win_b * g).sum(), params)
     assert torch.equal(idx_a, idx_b)
     assert torch.allclose(win_a, win_b, atol=1e-6)
@@ -155,6 +157,7 @@ def test_winners_with_one_segment_and_bad_arguments():
     assert torch.allclose(win, seg(context).squeeze(-1))
     (grad,) = torch.autograd.grad(win.sum(), [seg.weights])
     assert torch.allclose(grad, context.expand(4, 3).unsqueeze(1))
+    win.add_(1.0)  # a fresh tensor, not a view of the responses: in-place use works
     with pytest.raises(ValueError, match="gate must be one of"):
         seg.winners(context, "min")
     with pytest.raises(ValueError, match="dim_context=3"):

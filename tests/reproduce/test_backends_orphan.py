@@ -19,13 +19,14 @@ _SCRIPT = r"""
 import os, sys, time
 sys.path.insert(0, sys.argv[1])
 from reproduce.backends import exit_when_orphaned
+parent = os.getpid()
 pid = os.fork()
 if pid == 0:
     null = os.open(os.devnull, os.O_WRONLY)  # let the test's pipe close with the parent
     os.dup2(null, 1)
     os.dup2(null, 2)
     if sys.argv[2] == "watch":
-        exit_when_orphaned(poll_s=0.05)
+        exit_when_orphaned(parent, poll_s=0.05)
     time.sleep(60)
     os._exit(0)
 print(pid, flush=True)
@@ -75,4 +76,26 @@ def test_orphaned_worker_exits_and_unwatched_one_lives_on():
 @pytest.mark.parametrize("bad", [0, -1.0])
 def test_poll_must_be_positive(bad):
     with pytest.raises(ValueError, match="poll_s must be > 0"):
+        exit_when_orphaned(os.getppid(), bad)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 1.5, True, "1"])
+def test_parent_pid_must_be_a_pid(bad):
+    with pytest.raises(ValueError, match="parent_pid must be a process id"):
         exit_when_orphaned(bad)
+
+
+_DEAD_PARENT = r"""
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from reproduce.backends import exit_when_orphaned
+exit_when_orphaned(os.getppid() + 1 if os.getppid() != 1 else 2, poll_s=60)
+print("still running", flush=True)
+"""
+
+
+def test_a_parent_already_gone_ends_the_worker_at_once():
+    # the pid it was told is not its parent: the parent died before the worker started
+    out = subprocess.run([sys.executable, "-c", _DEAD_PARENT, str(ROOT)], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 1 and "still running" not in out.stdout

@@ -14,12 +14,13 @@ def test_cell_asks_for_it_only_when_told_and_records_it(keep, data_root, tmp_pat
     import avalanche_sparse.memory as memory
 
     calls = []
-    monkeypatch.setattr(memory, "keep_freed_memory", lambda *a, **k: calls.append(a) or True)
+    monkeypatch.setattr(memory, "_in_effect", None)  # as in a fresh process
+    monkeypatch.setattr(memory, "_mallopt", lambda: lambda param, value: calls.append(param) or 1)
     res = grid.run_cell("naive", "permuted_mnist", 0, dict(PROTOCOL), tmp_path, root=data_root,
                         progress=False, keep_freed_memory=keep)
     assert res["status"] == "ok", res.get("error")
     assert res["keep_freed_memory"] is keep
-    assert len(calls) == (1 if keep else 0)
+    assert len(calls) == (2 if keep else 0)  # mmap and trim thresholds
 
 
 def test_table1_flag_turns_it_off():

@@ -4,11 +4,7 @@ of the paper's ``DendriticMLP`` (hidden [2048, 2048], 10 segments, k-WTA 5 %,
 (``num_segments=0``), interleaved, median of ``repeats``: forward + backward
 with the batch sharing one prototype (as in training), forward + backward with
 one distinct context per sample (the general case), and a full training step
-(+ Adam step + re-zeroing). The shared-prototype forward + backward and
-training step are also timed with the previous backward of the winning
-segments (the dense outer product of the response gradient with the context,
-``winning_segments(segments(context))``) in the same run, against the
-winner-row backward of :meth:`DendriteSegments.winners`; then an estimate of the CPU time of the full
+(+ Adam step + re-zeroing); then an estimate of the CPU time of the full
 preset's ``dendrites`` cell from the step time (10 tasks x 3 epochs x 235
 steps).
 
@@ -78,27 +74,10 @@ def dendrite_step_times(hidden_sizes=(2048, 2048), num_segments: int = 10, batch
         rezero_weights(m)
         return time.perf_counter() - t
 
-    def dense_backward(f):
-        """Run ``f`` with the dense outer-product backward of the segments."""
-        from avalanche_sparse.layers import winning_segments
-
-        def run():
-            for layer in layers:
-                seg = layer.segments
-                seg.winners = lambda c, gate="absolute_max", seg=seg: winning_segments(seg(c), gate)
-            try:
-                return f()
-            finally:
-                for layer in layers:
-                    del layer.segments.winners
-        return run
-
     runs = {"dendritic_fwd_bwd_s": lambda: fwd_bwd("dendritic"),
-            "dendritic_dense_backward_fwd_bwd_s": dense_backward(lambda: fwd_bwd("dendritic")),
             "no_segments_fwd_bwd_s": lambda: fwd_bwd("no_segments"),
             "dendritic_per_sample_context_fwd_bwd_s": fwd_bwd_per_sample,
             "dendritic_train_step_s": lambda: step("dendritic"),
-            "dendritic_dense_backward_train_step_s": dense_backward(lambda: step("dendritic")),
             "no_segments_train_step_s": lambda: step("no_segments")}
     for f in runs.values():  # warm-up (also builds Adam state)
         f()
@@ -112,9 +91,6 @@ def dendrite_step_times(hidden_sizes=(2048, 2048), num_segments: int = 10, batch
                feedforward_params=sum(p.numel() for p in nets["no_segments"].parameters()))
     res["fwd_bwd_ratio"] = res["dendritic_fwd_bwd_s"] / res["no_segments_fwd_bwd_s"]
     res["train_step_ratio"] = res["dendritic_train_step_s"] / res["no_segments_train_step_s"]
-    res["winner_backward_speedup_fwd_bwd"] = res["dendritic_dense_backward_fwd_bwd_s"] / res["dendritic_fwd_bwd_s"]
-    res["winner_backward_speedup_train_step"] = (res["dendritic_dense_backward_train_step_s"]
-                                                 / res["dendritic_train_step_s"])
     return res
 
 

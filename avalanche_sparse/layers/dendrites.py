@@ -52,10 +52,6 @@ prototypes). :meth:`DendriticLayer.forward` therefore accepts the distinct
 context rows once plus ``context_index`` (which row each sample uses): the
 result is exactly the same as with one row per sample, but the segment cost
 scales with the number of distinct contexts instead of the batch size.
-Since only the winning segment of a unit gets gradient, the backward pass of
-this path (when there are at most ``num_segments`` distinct rows) writes just
-the winners' weight rows instead of a dense outer product
-(:meth:`DendriteSegments.winners`).
 """
 from __future__ import annotations
 
@@ -212,46 +208,6 @@ def modified_kaiming_uniform_(
 # ----------------------------------------------------------------------------
 # modules
 # ----------------------------------------------------------------------------
-class _WinningSegments(torch.autograd.Function):
-    """Winning segment responses with a gradient written only to the winners'
-    weight rows (see :meth:`DendriteSegments.winners`)."""
-
-    @staticmethod
-    def forward(ctx, context, weights2d, biases, num_units, num_segments, gate):  # type: ignore[override]
-        n = context.shape[0]
-        d = F.linear(context, weights2d).view(n, num_units, num_segments)
-        if biases is not None:
-            d = d + biases
-        win, idx = winning_segments(d, gate)
-        if num_segments == 1:
-            win = win.clone()  # not a view of d: callers may modify it in place, as on the dense path
-        ctx.save_for_backward(context, weights2d, idx)
-        ctx.has_bias = biases is not None
-        ctx.num_segments = num_segments
-        ctx.mark_non_differentiable(idx)
-        return win, idx
-
-    @staticmethod
-    def backward(ctx, grad_win, grad_idx):  # type: ignore[override]
-        context, weights2d, idx = ctx.saved_tensors
-        n, units = idx.shape
-        # flat row of weights2d of the winner of (context row, unit)
-        rows = (torch.arange(units, device=idx.device) * ctx.num_segments).unsqueeze(0) + idx
-        grad_context = grad_weights = grad_biases = None
-        if ctx.needs_input_grad[1]:
-            grad_weights = torch.zeros_like(weights2d)
-            contrib = grad_win.unsqueeze(-1) * context.unsqueeze(1)  # (n, units, dim_context)
-            grad_weights.index_add_(0, rows.reshape(-1), contrib.reshape(n * units, -1))
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_biases = grad_win.new_zeros(units * ctx.num_segments)
-            grad_biases.index_add_(0, rows.reshape(-1), grad_win.reshape(-1))
-            grad_biases = grad_biases.view(units, ctx.num_segments)
-        if ctx.needs_input_grad[0]:
-            grad_d = grad_win.new_zeros(n, units * ctx.num_segments).scatter_(1, rows, grad_win)
-            grad_context = grad_d @ weights2d
-        return grad_context, grad_weights, grad_biases, None, None, None
-
-
 class DendriteSegments(nn.Module):
     r"""``num_segments`` dendritic segments for each of ``num_units`` units.
 
@@ -344,33 +300,6 @@ class DendriteSegments(nn.Module):
         if self.biases is not None:
             d = d + self.biases
         return d
-
-    def winners(self, context: Tensor, gate: str = "absolute_max") -> tuple[Tensor, Tensor]:
-        r"""Response and index of the winning segment of every unit for each
-        context row: ``winning_segments(self(context), gate)``, shapes
-        ``(n, num_units)``, with the same values.
-
-        Only the winners receive gradient, so when there are no more context
-        rows than segments (``n <= num_segments``: a training batch shares one
-        prototype) the backward pass writes the ``n * num_units`` winning rows
-        of the weight gradient (``index_add_``) instead of forming the dense
-        outer product of the (mostly zero) response gradient with the context;
-        for one row the gradient equals the dense path's bit for bit (each
-        entry is the single product :math:`g_{bi}\,c_{bk}`; the losing rows
-        hold +0.0 where the outer product may give -0.0). With more rows this
-        is ``winning_segments(self(context), gate)`` itself.
-        """
-        if gate not in GATES:
-            raise ValueError(f"gate must be one of {GATES}, got {gate!r}")
-        if context.dim() != 2 or context.shape[1] != self.dim_context:
-            raise ValueError(
-                f"context must have shape (batch, dim_context={self.dim_context}), "
-                f"got {tuple(context.shape)}"
-            )
-        if context.shape[0] > self.num_segments:
-            return winning_segments(self(context), gate)
-        return _WinningSegments.apply(context, self.weights.view(-1, self.dim_context), self.biases,
-                                      self.num_units, self.num_segments, gate)
 
     def extra_repr(self) -> str:
         return (
@@ -518,12 +447,13 @@ class DendriticLayer(nn.Module):
             if context_index.dtype != torch.long:
                 raise TypeError(f"context_index must be int64, got {context_index.dtype}")
         y = self.linear(x)
+        d = self.segments(context)
         if context_index is None:
-            out = apply_dendrites(y, self.segments(context), self.gate)
+            out = apply_dendrites(y, d, self.gate)
             self._winners, self._winners_index = out.indices.detach(), None
             return out.values
         # winners per distinct context row, then one gather to the samples
-        win, idx = self.segments.winners(context, self.gate)
+        win, idx = winning_segments(d, self.gate)
         self._winners, self._winners_index = idx.detach(), context_index
         if self.gate == "bias":
             return y + win.index_select(0, context_index)

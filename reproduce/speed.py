@@ -141,7 +141,13 @@ def main(argv=None) -> int:
     p.add_argument("--complex-synapse", action="store_true", help="same as --section optim")
     p.add_argument("--layer-repeats", type=int, default=200, help="repeats of the layer benchmark (>= 1)")
     p.add_argument("--note", default="", help="free text stored with the figures (e.g. machine load)")
+    p.add_argument("--keep-freed-memory", action="store_true",
+                   help="keep freed memory mapped, as table1.py cells do (avalanche_sparse.memory)")
     args, rest = p.parse_known_args(argv)
+    if args.keep_freed_memory:
+        from avalanche_sparse.memory import keep_freed_memory
+
+        keep_freed_memory()
     if args.complex_synapse or args.section == "optim":
         # optimizer step / iteration / memory, ComplexSynapseSGD vs torch SGD
         from reproduce.speed_optim import main as optim_main

@@ -8,7 +8,8 @@ one distinct context per sample (the general case), and a full training step
 preset's ``dendrites`` cell from the step time (10 tasks x 3 epochs x 235
 steps).
 
-Run through ``python reproduce/speed.py --section dendrites [--repeats N] [--out F]``.
+Run through ``python reproduce/speed.py --section dendrites [--repeats N] [--keep-freed-memory] [--out F]``
+(``--keep-freed-memory``: glibc keeps freed blocks mapped, as in ``table1.py`` cells).
 """
 from __future__ import annotations
 
@@ -95,8 +96,11 @@ def dendrite_step_times(hidden_sizes=(2048, 2048), num_segments: int = 10, batch
 
 
 def dendrites_main(args) -> int:
+    from avalanche_sparse.memory import freed_memory_kept
+
     res = {"threads": torch.get_num_threads(), "torch": torch.__version__,
-           "machine": platform.processor() or platform.machine()}
+           "machine": platform.processor() or platform.machine(),
+           "keep_freed_memory": freed_memory_kept() is not None}
     res["paper_size"] = dendrite_step_times(repeats=args.repeats)
     # full preset `dendrites` cell: 10 tasks x 3 epochs x ceil(60000 / 256) steps (training only)
     steps = 10 * 3 * -(-60000 // 256)

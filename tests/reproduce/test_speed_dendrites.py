@@ -18,3 +18,22 @@ def test_small_network_timings_and_ratios():
         res["dendritic_train_step_s"] / res["no_segments_train_step_s"])
     assert res["segment_params"] == 32 * 3 * 784
     assert res["feedforward_params"] == 784 * 32 + 32 + 32 * 10 + 10  # all weights, pruned ones too
+
+
+def test_speed_cli_keep_freed_memory_flag_is_applied_and_recorded(tmp_path, monkeypatch):
+    import json
+
+    import avalanche_sparse.memory as memory
+    import reproduce.speed_dendrites as sd
+    from reproduce.speed import main
+
+    monkeypatch.setattr(memory, "_in_effect", None)
+    monkeypatch.setattr(memory, "_mallopt", lambda: lambda param, value: 1)
+    real = sd.dendrite_step_times
+    monkeypatch.setattr(sd, "dendrite_step_times",
+                        lambda **kw: real(**{**kw, "hidden_sizes": (16,), "num_segments": 2, "batch": 8}))
+    out = tmp_path / "d.json"
+    assert main(["--section", "dendrites", "--repeats", "1", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["keep_freed_memory"] is False
+    assert main(["--section", "dendrites", "--repeats", "1", "--keep-freed-memory", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["keep_freed_memory"] is True

@@ -6,11 +6,12 @@ returns it with ``munmap`` when freed, and it trims the heap once the free
 space at its top exceeds ``M_TRIM_THRESHOLD``. A training step that allocates
 the same large tensors again and again (the 64 MB gradient of a 16M-weight
 dendritic segment layer, the temporaries of a penalty) then pays a page fault
-for every 4 KiB page of each new block: on the 2-core VM this project is
-measured on, zero-filling a fresh 64 MB tensor took 22 ms against 7 ms for
-memory already mapped (``reproduce/cell_cost.py`` and the README give the
-cell-level effect). Raising both thresholds keeps freed blocks in the heap,
-where the next allocation of the same size reuses pages that are already
+for every 4 KiB page of each new block. On the 2-core VM this project is
+measured on, a paper-size ``DendriticMLP`` training step took 0.152 s with
+freed memory kept and 0.179 s without (1 thread; ``python reproduce/speed.py
+--section dendrites [--keep-freed-memory]``, results and commands in
+``reproduce/results/speed_dendrites_1thread*.json``). Raising both
+thresholds keeps freed blocks in the heap, where the next allocation of the same size reuses pages that are already
 mapped. Values are unchanged: only where the bytes live.
 
 The cost is that the process keeps its peak heap size until it exits.

@@ -15,7 +15,6 @@ _GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 # allocate and touch 96 MB, free it, report the resident-set growth that is left
 _PROBE = r"""
 import sys
-import avalanche_sparse.memory as memory
 from avalanche_sparse.memory import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
@@ -41,7 +40,8 @@ def test_freed_block_stays_mapped_only_with_keep_freed_memory():
 
 
 @pytest.mark.skipif(not _GLIBC, reason="glibc malloc only")
-def test_keep_freed_memory_reports_success_and_what_is_in_effect():
+def test_keep_freed_memory_reports_success_and_what_is_in_effect(monkeypatch):
+    monkeypatch.setattr(memory, "_in_effect", None)  # restored afterwards: later tests see a fresh state
     assert keep_freed_memory() is True
     assert memory.freed_memory_kept() == (2**31 - 1, 2**31 - 1)
 

@@ -11,8 +11,9 @@ measured on, a paper-size ``DendriticMLP`` training step took 0.152 s with
 freed memory kept and 0.179 s without (1 thread; ``python reproduce/speed.py
 --section dendrites [--keep-freed-memory]``, results and commands in
 ``reproduce/results/speed_dendrites_1thread*.json``). Raising both
-thresholds keeps freed blocks in the heap, where the next allocation of the same size reuses pages that are already
-mapped. Values are unchanged: only where the bytes live.
+thresholds keeps freed blocks in the heap, where the next allocation of the
+same size reuses pages that are already mapped. Values are unchanged: only
+where the bytes live.
 
 The cost is that the process keeps its peak heap size until it exits.
 """

@@ -41,7 +41,7 @@ def test_freed_block_stays_mapped_only_with_keep_freed_memory():
 
 @pytest.mark.skipif(not _GLIBC, reason="glibc malloc only")
 def test_keep_freed_memory_reports_success_and_what_is_in_effect(monkeypatch):
-    monkeypatch.setattr(memory, "_in_effect", None)  # restored afterwards: later tests see a fresh state
+    monkeypatch.setattr(memory, "_in_effect", None)  # undone after the test
     assert keep_freed_memory() is True
     assert memory.freed_memory_kept() == (2**31 - 1, 2**31 - 1)
 
